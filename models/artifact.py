@@ -1,0 +1,88 @@
+"""The on-disk form of a fine-tuned classifier, and turning it back into a ``torch`` model.
+
+A model directory holds ``model.json`` (manifest: base encoder, version, label map, input prefix),
+and either a LoRA adapter with its head (``adapter_config.json`` + ``adapter_model.safetensors``, small
+enough to commit) or, for full fine-tuning, a plain checkpoint in ``full/``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ValidationError
+
+from monitor.errors import UserError
+from models.labels import LABELS, LabelMapError, check_label_map
+
+MANIFEST = "model.json"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "default"
+
+
+class ModelDirError(UserError, RuntimeError):
+    """A model directory is missing, incomplete or corrupt; the message says which file and why."""
+
+
+class Manifest(BaseModel):
+    base: str
+    format: Literal["lora", "full"]
+    version: str
+    input_prefix: str = ""
+    max_length: int = 128
+    id2label: dict[int, str] = dict(enumerate(LABELS))
+
+
+def read_manifest(path: Path) -> Manifest:
+    file = path / MANIFEST
+    if not path.is_dir():
+        raise ModelDirError(f"model directory {path} does not exist")
+    if not file.is_file():
+        raise ModelDirError(f"{path} is not a model directory: {MANIFEST} is missing")
+    try:
+        manifest = Manifest.model_validate_json(file.read_text(encoding="utf-8"))
+        check_label_map(manifest.id2label)
+    except ValidationError as exc:
+        raise ModelDirError(f"{file}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+    except LabelMapError as exc:
+        raise ModelDirError(f"{file}: {exc}") from None
+    needed = ["adapter_config.json", "adapter_model.safetensors"] if manifest.format == "lora" else ["full/config.json"]
+    for name in needed:
+        if not (path / name).is_file():
+            raise ModelDirError(f"{path}: {name} is missing; re-train or re-copy the model directory")
+    return manifest
+
+
+def write_manifest(path: Path, manifest: Manifest) -> None:
+    (path / MANIFEST).write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def content_version(path: Path, name: str) -> str:
+    """A version string that changes whenever the weights change: ``name-<sha256 prefix>``."""
+    digest = hashlib.sha256()
+    for file in sorted(path.glob("*.safetensors")) + sorted((path / "full").glob("*.safetensors")):
+        digest.update(file.read_bytes())
+    return f"{name}-{digest.hexdigest()[:10]}"
+
+
+def build_model(path: Path, manifest: Manifest, base_dir: Path):
+    """Merged ``XLMRobertaForSequenceClassification`` (LoRA folded in: no adapter cost at inference)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the head is "newly initialised" before the adapter lands on it
+    labels = {i: l for i, l in manifest.id2label.items()}
+    try:
+        if manifest.format == "full":
+            return AutoModelForSequenceClassification.from_pretrained(str(path / "full"), dtype=torch.float32)
+        from peft import PeftModel
+
+        model = AutoModelForSequenceClassification.from_pretrained(
+            str(base_dir), num_labels=len(labels), id2label=labels, label2id={v: k for k, v in labels.items()},
+            dtype=torch.float32,
+        )
+        return PeftModel.from_pretrained(model, str(path)).merge_and_unload()
+    except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
+        raise ModelDirError(f"{path}: cannot load the weights ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None

@@ -1,0 +1,103 @@
+"""Engine creation and schema migration, for SQLite (default, WAL mode) and PostgreSQL.
+
+The schema is versioned: ``MIGRATIONS[i]`` brings a database from version ``i`` to ``i + 1`` and runs
+once, inside a transaction, recorded in ``schema_version``. Every process calls :func:`open_store`
+at start, so a new release migrates the store by itself; concurrent starts are safe because a
+migration that finds its version already recorded does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, insert, inspect, select
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+
+from monitor.config import redact_url
+from monitor.errors import UserError
+from monitor.schemas import utcnow
+from monitor.store import aggregate_tables, alert_tables, tables  # noqa: F401  (register tables on metadata)
+from monitor.store.tables import metadata, schema_version
+
+log = logging.getLogger(__name__)
+
+
+class StoreUnavailable(UserError):
+    """The database cannot be reached or written (down, read-only, disk full): retry later."""
+
+
+def _create_v1(conn: Connection) -> None:
+    metadata.create_all(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here (the installed driver), not psycopg2."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UserError(f"MONITOR_DATABASE_URL {redact_url(url)!r} is not a SQLAlchemy URL "
+                        "(e.g. sqlite:////path/monitor.db or postgresql://user@host/db)") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            folder = Path(parsed.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot create the store folder {folder}: {exc.strerror}; "
+                                       "set MONITOR_DATA_DIR or MONITOR_DATABASE_URL to a writable place") from None
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:  # WAL: readers (dashboard) never block the writer
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def migrate(engine: Engine) -> int:
+    with engine.begin() as conn:
+        if not inspect(conn).has_table(schema_version.name):
+            schema_version.create(conn)
+        done = set(conn.execute(select(schema_version.c.version)).scalars())
+    for number, step in enumerate(MIGRATIONS, start=1):
+        if number in done:
+            continue
+        with engine.begin() as conn:
+            if conn.execute(select(schema_version.c.version).where(schema_version.c.version == number)).first():
+                continue
+            log.info("migrating the store to schema version %d", number)
+            step(conn)
+            conn.execute(insert(schema_version).values(version=number, applied_at=utcnow()))
+    return SCHEMA_VERSION
+
+
+def open_store(url: str) -> Engine:
+    """An engine on a migrated store, or one clear error saying what is wrong with the database."""
+    engine = make_engine(url)
+    try:
+        migrate(engine)
+    except (OperationalError, DBAPIError) as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if getattr(exc, "orig", None) else str(exc).splitlines()[0]
+        raise StoreUnavailable(f"store {redact_url(url)} is unavailable: {reason}; "
+                               "start the database or fix MONITOR_DATABASE_URL") from None
+    return engine
