@@ -68,6 +68,9 @@ class KafkaSettings(BaseSettings):
     session_timeout_ms: int = Field(6000, ge=1000)
     heartbeat_interval_ms: int = Field(1000, ge=100)
     request_timeout_ms: int = Field(30000, ge=1000)
+    bootstrap_timeout_ms: int = Field(10000, ge=100, description="how long to try to reach the cluster at start")
+    compression: Literal["lz4", "none"] = "lz4"
+    max_request_bytes: int = Field(1_048_576, ge=1024, description="largest message produced (the broker's limit)")
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> "KafkaSettings":
