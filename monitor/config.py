@@ -138,6 +138,10 @@ class DashboardSettings(BaseSettings):
     port: int = Field(8501, ge=1, le=65535)
     password: SecretStr | None = None
     refresh_s: int = Field(5, ge=1)
+    oidc_secrets_file: Path | None = Field(None, description="Streamlit secrets.toml whose [auth] section configures "
+                                           "an OIDC login (st.login); needs `pip install 'streamlit[auth]'`")
+    oidc_provider: str | None = Field(None, description="provider name when [auth] holds several ([auth.NAME])")
+    max_posts: int = Field(500, ge=1, le=20_000, description="most posts one drill-down table shows")
 
 
 class Settings(BaseSettings):

@@ -1,4 +1,4 @@
-"""Commands of the dashboard concern (registered by monitor.cli)."""
+"""``monitor dashboard``: the Streamlit app on the configured address (MONITOR_DASHBOARD_HOST/PORT)."""
 
 from __future__ import annotations
 
@@ -6,4 +6,25 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this concern's sub-commands to the `monitor` parser."""
+    p = sub.add_parser("dashboard", help="serve the analyst dashboard (Streamlit)",
+                       description="Serve the multipage dashboard (overview, ticker, drill-down, alerts, model) "
+                       "reading the store of MONITOR_DATABASE_URL. Binds MONITOR_DASHBOARD_HOST:PORT "
+                       "(default 127.0.0.1:8501); a non-loopback address needs MONITOR_DASHBOARD_PASSWORD or "
+                       "MONITOR_DASHBOARD_OIDC_SECRETS_FILE, otherwise the command refuses to start.")
+    p.add_argument("--port", type=int, help="override MONITOR_DASHBOARD_PORT")
+    p.set_defaults(handler=_dashboard)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from dashboard import server
+    from monitor.config import load_settings
+
+    settings = load_settings(args.config)
+    proc = server.start(settings, args.config, args.port)
+    print(f"dashboard on http://{settings.dashboard.host}:{args.port or settings.dashboard.port} (Ctrl-C stops it)")
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        proc.wait(timeout=10)
+        return 130
