@@ -66,6 +66,20 @@ def content_version(path: Path, name: str) -> str:
     return f"{name}-{digest.hexdigest()[:10]}"
 
 
+def tokenizer_dir(path: Path, manifest: Manifest, cache_dir: Path) -> Path:
+    """Where the model's tokenizer (and, for LoRA, its base weights) live."""
+    from models.encoders import resolve_base
+
+    return resolve_base(manifest.base, cache_dir) if manifest.format == "lora" else path / "full"
+
+
+def load_merged(path: Path, cache_dir: Path):
+    """``(manifest, merged fp32 model, tokenizer directory)`` of a model directory."""
+    manifest = read_manifest(path)
+    base_dir = tokenizer_dir(path, manifest, cache_dir)
+    return manifest, build_model(path, manifest, base_dir), base_dir
+
+
 def build_model(path: Path, manifest: Manifest, base_dir: Path):
     """Merged ``XLMRobertaForSequenceClassification`` (LoRA folded in: no adapter cost at inference)."""
     import torch

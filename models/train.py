@@ -29,7 +29,7 @@ import yaml
 from models.artifact import Manifest, content_version, write_manifest
 from models.data import Example, read_jsonl, select
 from models.encoders import resolve_base, save_tokenizer
-from models.engine import EngineOptions, InferenceEngine
+from models.engine import EngineOptions, InferenceEngine, TorchBackend
 from models.evaluate import report
 from models.labels import LABEL2ID, LABELS
 from models.train_config import DataSource, TrainConfig, resolve_data_path
@@ -193,9 +193,9 @@ class Trainer:
 
     def evaluate_dev(self) -> tuple[float, dict]:
         self.model.eval()
-        engine = InferenceEngine(self.model, self.tokenizer, device=torch.device("cpu"), input_prefix=self.prefix,
-                                 options=EngineOptions(max_length=self.config.max_length,
-                                                       precision=self.config.precision))
+        backend = TorchBackend(self.model, torch.device("cpu"), self.config.precision)
+        engine = InferenceEngine(backend, self.tokenizer, input_prefix=self.prefix,
+                                 options=EngineOptions(max_length=self.config.max_length))
         groups: dict[str, list[Example]] = defaultdict(list)
         for e in self.dev_rows:
             groups[e.source or "dev"].append(e)

@@ -12,10 +12,17 @@ import logging
 import sys
 from collections.abc import Callable
 
-from monitor.cli import commands_aggregate, commands_alerts, commands_dashboard, commands_model, commands_pipeline
+from monitor.cli import (
+    commands_aggregate,
+    commands_alerts,
+    commands_bench,
+    commands_dashboard,
+    commands_model,
+    commands_pipeline,
+)
 from monitor.errors import UserError
 
-MODULES = [commands_pipeline, commands_model, commands_aggregate, commands_alerts, commands_dashboard]
+MODULES = [commands_pipeline, commands_model, commands_bench, commands_aggregate, commands_alerts, commands_dashboard]
 
 
 def build_parser() -> argparse.ArgumentParser:

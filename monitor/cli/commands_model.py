@@ -51,8 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU if present)")
-    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
-                   help="default fp32 on CPU (exact), bf16 autocast on GPU")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"],
+                   help="fp32 (exact), bf16/fp16 autocast, int8 dynamic quantisation (CPU); "
+                   "default: the scorer's setting, else fp32 on CPU and bf16 on GPU")
     p.add_argument("--batch-tokens", type=int, default=8192, help="token budget per batch (default 8192)")
 
 
@@ -60,7 +61,7 @@ def _load_classifier(args: argparse.Namespace):
     from models import SentimentClassifier
 
     settings = load_settings(args.config)
-    return SentimentClassifier.load(args.model, device=args.device, precision=args.precision,
+    return SentimentClassifier.load(args.model, device=args.device, precision=args.precision or settings.scorer.precision,
                                     max_batch_tokens=args.batch_tokens, cache_dir=settings.model_cache_dir)
 
 
