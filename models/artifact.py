@@ -8,7 +8,6 @@ enough to commit) or, for full fine-tuning, a plain checkpoint in ``full/``.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -98,5 +97,5 @@ def build_model(path: Path, manifest: Manifest, base_dir: Path):
             dtype=torch.float32,
         )
         return PeftModel.from_pretrained(model, str(path)).merge_and_unload()
-    except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
+    except Exception as exc:  # safetensors, peft and torch each raise their own types for a damaged file
         raise ModelDirError(f"{path}: cannot load the weights ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None

@@ -307,14 +307,15 @@ class Trainer:
 
     def _finalise(self, out: Path, best: float, history: list[dict]) -> None:
         best_dir = out / ".best"
-        if not best_dir.is_dir():
+        if best_dir.is_dir():
+            for item in best_dir.iterdir():
+                target = out / item.name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                item.replace(target)
+            best_dir.rmdir()
+        elif not (out / "model.json").is_file():  # a finished run resumed has nothing left to move
             raise RuntimeError("training ended without a single dev evaluation; lower eval_every")
-        for item in best_dir.iterdir():
-            target = out / item.name
-            if target.is_dir():
-                shutil.rmtree(target)
-            item.replace(target)
-        best_dir.rmdir()
         manifest = Manifest(base=self.config.base, format=self.config.finetune, version="pending",
                             input_prefix=self.prefix, max_length=self.config.max_length)
         manifest.version = content_version(out, self.config.name)

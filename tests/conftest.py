@@ -114,3 +114,24 @@ def store_url(request, tmp_path):
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_base_dir(tmp_path_factory, base_tokenizer_dir) -> Path:
+    """A tiny random XLM-R *encoder* with the real tokenizer: a local base checkpoint for training tests."""
+    import shutil
+
+    import torch
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    out = tmp_path_factory.mktemp("tiny-base")
+    torch.manual_seed(1)
+    config = XLMRobertaConfig(vocab_size=250037, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                              intermediate_size=64, max_position_embeddings=514, type_vocab_size=2)
+    XLMRobertaModel(config, add_pooling_layer=False).save_pretrained(str(out))
+    cfg = json.loads((out / "config.json").read_text())
+    cfg["input_prefix"] = "query: "
+    (out / "config.json").write_text(json.dumps(cfg))
+    for item in base_tokenizer_dir.iterdir():
+        shutil.copy(item, out / item.name)
+    return out

@@ -1,0 +1,62 @@
+"""The batching engine: token-budget batches give the same answers as one-by-one, in input order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models import SentimentClassifier
+from models.engine import EngineOptions, InferenceEngine
+
+MIXED = [
+    "short",
+    "Shares of Acme plunge 20% after a profit warning, analysts cut targets across the board " * 3,
+    "",
+    "   ",
+    "🚀🚀🚀",
+    "贵州茅台股价大跌 but $AAPL rallies — mixed scripts ٱلْعَرَبِيَّة",
+    "x" * 100_000,
+    "Die Aktie steigt.",
+] * 3
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_model_dir) -> SentimentClassifier:
+    return SentimentClassifier.load(tiny_model_dir, device="cpu")
+
+
+@pytest.mark.parametrize("budget", [64, 300, 8192])
+def test_batched_equals_one_by_one_in_input_order(clf, budget):
+    engine = InferenceEngine(clf.engine.backend, clf.engine.tokenizer, input_prefix=clf.engine.prefix,
+                             options=EngineOptions(max_length=64, max_batch_tokens=budget))
+    batched, _ = engine.predict_proba(MIXED)
+    single = np.vstack([engine.predict_proba([t])[0] for t in MIXED])
+    np.testing.assert_allclose(batched, single, atol=1e-4)
+    assert np.allclose(batched.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_batches_respect_the_token_budget(clf):
+    engine = InferenceEngine(clf.engine.backend, clf.engine.tokenizer, options=EngineOptions(max_batch_tokens=256))
+    lengths = [5, 60, 12, 128, 7, 7, 33]
+    batches = engine.plan(lengths)
+    assert sorted(int(i) for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 256
+
+
+def test_empty_input_gives_empty_output(clf):
+    assert clf.predict([]) == []
+    probs, encoded = clf.engine.predict_proba([])
+    assert probs.shape == (0, 3) and encoded.ids == []
+
+
+def test_every_kind_of_text_gets_a_prediction_and_long_ones_are_flagged(clf):
+    preds = clf.predict(MIXED[:8])
+    assert [p.label in {"negative", "neutral", "positive"} for p in preds] == [True] * 8
+    assert preds[6].truncated is True  # 100 KB text: cut, and the cut reported
+    assert preds[0].truncated is False
+
+
+def test_langs_must_match_texts(clf):
+    with pytest.raises(ValueError, match="2 texts but 1 langs"):
+        clf.predict(["a", "b"], langs=["en"])
