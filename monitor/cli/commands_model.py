@@ -21,6 +21,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output-dir", type=Path, help="override output_dir of the config")
     p.set_defaults(handler=_train)
 
+    p = sub.add_parser("experiment", help="run the cross-lingual experiment (README / model card table)",
+                       description="Train (or resume) each arm of the experiment config, fit frozen-encoder "
+                       "baselines, evaluate all on UMSAB test (per language), Twitter Financial News dev and "
+                       "Financial PhraseBank test, and write results.md/json and the model cards.")
+    p.add_argument("--config", dest="experiment_config", type=Path, default=Path("configs/crosslingual.yaml"),
+                   metavar="FILE.yaml", help="experiment config (default configs/crosslingual.yaml)")
+    p.set_defaults(handler=_experiment)
+
     p = sub.add_parser("evaluate", help="accuracy and macro-F1 per language on labelled JSONL",
                        description="Score rows {text, lang, label} with a model; prints a table, or JSON with --json. "
                        "Sets labelled only negative/positive are scored over those two classes.")
@@ -77,6 +85,16 @@ def _train(args: argparse.Namespace) -> int:
                    resume=not args.no_resume)
     print(json.dumps({"output_dir": str(result.output_dir), "best_dev_macro_f1": result.best_dev,
                       "steps": result.steps}))
+    return 0
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    from models.experiment import run_experiment
+
+    settings = load_settings(args.config)
+    results = run_experiment(args.experiment_config, settings.datasets_dir, settings.model_cache_dir,
+                             log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(json.dumps(results, indent=2))
     return 0
 
 
