@@ -59,7 +59,7 @@ def _oidc(cfg: DashboardSettings) -> None:
         st.error("OIDC login is configured (MONITOR_DASHBOARD_OIDC_SECRETS_FILE) but Streamlit found no [auth] "
                  "section in its secrets; start the dashboard with `monitor dashboard`.")
         st.stop()
-    if st.user.is_logged_in:
+    if st.user.get("is_logged_in", False):  # absent (not False) until Streamlit has seen an identity
         with st.sidebar:
             st.text(f"Signed in as {st.user.get('email') or st.user.get('name') or 'user'}")
             st.button("Log out", key="_logout", on_click=st.logout)

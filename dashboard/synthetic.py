@@ -157,8 +157,9 @@ def make_anomalies(agg: pd.DataFrame, frame: pd.DataFrame, spike_start: datetime
         for window_s in (60, 900):
             series = agg[(agg["series_kind"] == kind) & (agg["series_key"] == key) & (agg["window_s"] == window_s)]
             series = series.sort_values("window_start")
-            for row in series[series["window_start"] >= spike_start].itertuples():
-                past = series[series["window_start"] < spike_start]["mean_score"].tail(24)
+            first = spike_start - pd.Timedelta(seconds=window_s - 1)  # windows that overlap the spike
+            past = series[series["window_start"] < first]["mean_score"].tail(24)
+            for row in series[series["window_start"] >= first].itertuples():
                 baseline = float(past.median()) if len(past) else 0.0
                 spread = float((past - baseline).abs().median()) if len(past) else 0.1
                 z = (row.mean_score - baseline) / max(spread * 1.4826, 0.05)
