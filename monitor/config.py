@@ -125,10 +125,14 @@ class SmtpSettings(BaseSettings):
 class AlertSettings(BaseSettings):
     model_config = _section("MONITOR_ALERTS_")
 
-    rules_file: Path | None = None
+    rules_file: Path | None = Field(None, description="unset: configs/rules.example.yaml")
     dashboard_url: str = "http://127.0.0.1:8501"
     webhook_timeout_s: float = Field(5.0, gt=0)
+    delivery_retry_min_s: float = Field(5.0, gt=0, description="first back-off after a failed delivery, doubled each try")
     delivery_retry_max_s: float = Field(300.0, gt=0)
+    tick_s: float = Field(5.0, gt=0, description="how often groups are flushed and the outbox is drained")
+    digest_enabled: bool = True
+    digest_at: str = Field("07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="daily digest time, HH:MM UTC")
 
 
 class DashboardSettings(BaseSettings):

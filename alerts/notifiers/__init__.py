@@ -1,0 +1,1 @@
+"""Notifiers: one per channel (e-mail, webhook, Kafka), each behind ``alerts.outbox.Notifier``."""
