@@ -110,7 +110,10 @@ def ensure_topics(kafka: KafkaSettings, topics: Sequence[str] | None = None) -> 
 def make_consumer(kafka: KafkaSettings, group_id: str, topics: Sequence[str], *, max_poll_records: int = 500,
                   max_poll_interval_ms: int = 300_000, listener: ConsumerRebalanceListener | None = None,
                   **overrides: Any) -> KafkaConsumer:
-    """A group member that commits only when told to (after the batch is stored and produced)."""
+    """A group member that commits only when told to (after the batch is stored and produced).
+
+    With no ``topics`` the caller subscribes (to pass its own rebalance listener).
+    """
     with _reaching(kafka):
         consumer = KafkaConsumer(
             **kafka_kwargs(kafka),
@@ -123,7 +126,8 @@ def make_consumer(kafka: KafkaSettings, group_id: str, topics: Sequence[str], *,
             max_poll_interval_ms=max_poll_interval_ms,
             **overrides,
         )
-    consumer.subscribe(list(topics), listener=listener)
+    if topics:
+        consumer.subscribe(list(topics), listener=listener)
     return consumer
 
 

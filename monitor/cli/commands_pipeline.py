@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-from monitor.config import load_settings
+from monitor.config import Settings, load_settings
+from monitor.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,24 +28,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.set_defaults(handler=_broker)
 
+    p = sub.add_parser("score", help="consume posts.raw, score, store, and produce posts.scored",
+                       description="Join the consumer group (MONITOR_SCORER_GROUP_ID, default 'scorers') on the raw "
+                       "topic; validate, enrich and score each batch, upsert it into the store, produce scored posts "
+                       "(keyed by language) and dead letters, then commit. Run one per GPU: the group shares the "
+                       "partitions. SIGINT/SIGTERM finish the batch, commit and exit 0; a second Ctrl-C aborts (the "
+                       "uncommitted batch is re-delivered). Without MONITOR_KAFKA_BOOTSTRAP an embedded broker is "
+                       "started and its address printed.")
+    p.add_argument("--model", type=Path, help="model directory (default: MONITOR_SCORER_MODEL_PATH or the shipped model)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: MONITOR_SCORER_DEVICE, else a GPU if present)")
+    p.add_argument("--batch-size", type=int, help="records per batch (default MONITOR_SCORER_BATCH_SIZE, 256)")
+    p.add_argument("--group", help="consumer group (default MONITOR_SCORER_GROUP_ID)")
+    p.add_argument("--max-idle-s", type=float, metavar="S",
+                   help="exit 0 after S seconds without records (drain the topic and stop)")
+    p.set_defaults(handler=_score)
 
-def wait_for_signal() -> int:
-    """Block until SIGINT or SIGTERM; returns the signal number."""
-    got: list[int] = []
-    done = threading.Event()
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by the first SIGINT/SIGTERM; the next one acts as usual (Ctrl-C aborts)."""
+    stop = threading.Event()
+    previous = {}
 
     def _on_signal(signum, _frame) -> None:
-        got.append(signum)
-        done.set()
+        log.info("%s received: finishing the current batch", signal.Signals(signum).name)
+        stop.set()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not done.wait(1.0):
-            pass
+        yield stop
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    return got[0]
 
 
 def _broker(args: argparse.Namespace) -> int:
@@ -50,5 +74,47 @@ def _broker(args: argparse.Namespace) -> int:
         print(f"embedded broker ready at {broker.bootstrap} (in-memory: everything is lost on stop)", flush=True)
         print(f"  export MONITOR_KAFKA_BOOTSTRAP={broker.bootstrap}", flush=True)
         print("  Ctrl-C stops it", flush=True)
-        wait_for_signal()
+        with stop_on_signals() as stop:
+            while not stop.wait(1.0) and broker.running:
+                pass
+        if not broker.running:
+            raise UserError("the embedded broker exited unexpectedly")
+    return 0
+
+
+def load_scorer(settings: Settings):
+    """The configured classifier, loaded before joining the group (a slow load would stall a rebalance)."""
+    from models import SentimentClassifier
+
+    s = settings.scorer
+    return SentimentClassifier.load(s.model_path, device=s.device, precision=s.precision,
+                                    max_batch_tokens=s.max_batch_tokens, cache_dir=settings.model_cache_dir)
+
+
+def _score(args: argparse.Namespace) -> int:
+    from ingest.kafka_clients import kafka_for
+    from ingest.metrics import serve_metrics
+    from ingest.scorer import ScorerOptions, run_scorer
+    from monitor.store.db import open_store
+
+    settings = load_settings(args.config)
+    chosen = {"model_path": args.model, "device": args.device, "batch_size": args.batch_size, "group_id": args.group}
+    scorer_settings = settings.scorer.model_validate({**settings.scorer.model_dump(),
+                                                      **{k: v for k, v in chosen.items() if v is not None}})
+    settings = settings.model_copy(update={"scorer": scorer_settings})
+    options = ScorerOptions.from_settings(settings, max_idle_s=args.max_idle_s)
+    engine = open_store(settings.database_url_value)
+    try:
+        scorer = load_scorer(settings)
+        if settings.metrics_port is not None:
+            log.info("metrics at http://127.0.0.1:%d/metrics", serve_metrics(settings.metrics_port))
+        with stop_on_signals() as stop, kafka_for(settings) as kafka:
+            if not settings.kafka.bootstrap:
+                print(f"embedded broker at {kafka.bootstrap}: produce with MONITOR_KAFKA_BOOTSTRAP={kafka.bootstrap} "
+                      "monitor produce ...", flush=True)
+            stats = run_scorer(kafka, engine, scorer, options, stop)
+    finally:
+        engine.dispose()
+    print(json.dumps({"consumed": stats.consumed, "scored": stats.scored, "deadlettered": stats.deadlettered,
+                      "batches": stats.batches}), flush=True)
     return 0
