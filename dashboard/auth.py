@@ -33,6 +33,13 @@ def require_login(cfg: DashboardSettings) -> None:
         _password(cfg)
 
 
+def current_user() -> str:
+    """Who acts, for the audit fields of silences: the OIDC identity when there is one."""
+    if st.user.get("is_logged_in", False):
+        return str(st.user.get("email") or st.user.get("name") or "oidc user")
+    return "dashboard (password)" if st.session_state.get("_dashboard_authenticated") else "dashboard (local)"
+
+
 def _password(cfg: DashboardSettings) -> None:
     if st.session_state.get("_dashboard_authenticated"):
         with st.sidebar:

@@ -24,6 +24,7 @@ METRICS = {
     "share_positive": "share positive",
 }
 _PALETTE = qualitative.Plotly + qualitative.D3
+_MAX_MARKERS = 150
 
 
 def colours(keys: list[str]) -> dict[str, str]:
@@ -55,6 +56,21 @@ def _anomaly_trace(kind: str, placed: pd.DataFrame, metric: str, showlegend: boo
                       customdata=_customdata(kind, placed, placed["id"]))
 
 
+def _mode(part: pd.DataFrame) -> str:
+    """Markers only where they stay few: thousands of SVG markers make a browser take seconds to draw."""
+    return "lines+markers" if len(part) <= _MAX_MARKERS else "lines"
+
+
+def _volume_trace(kind: str, part: pd.DataFrame, name: str, colour: str, legendgroup: str | None = None,
+                  fill: bool = False) -> go.Scatter:
+    """Posts per window as a step line (one SVG path, where bars would be one element per window)."""
+    return go.Scatter(x=part["window_start"], y=part["unique_count"], mode="lines", line_shape="hv",
+                      name=f"{name} posts", legendgroup=legendgroup, showlegend=False,
+                      line={"color": colour, "width": 1}, fill="tozeroy" if fill else None,
+                      opacity=0.35 if fill else 0.9, customdata=_customdata(kind, part),
+                      hovertemplate=f"{name} %{{x}}<br>%{{y}} posts<extra></extra>")
+
+
 def trend_figure(kind: str, df: pd.DataFrame, anomalies: pd.DataFrame, metric: str = "mean_score",
                  overlay: bool = True) -> go.Figure:
     """Sentiment over time per series with its volume below (overlay) or one panel per series."""
@@ -66,16 +82,14 @@ def trend_figure(kind: str, df: pd.DataFrame, anomalies: pd.DataFrame, metric: s
         for key in keys:
             part = df[df["series_key"] == key]
             name = plot_text(key)
-            fig.add_trace(go.Scatter(x=part["window_start"], y=part[metric], mode="lines+markers", name=name,
-                                     legendgroup=name, line={"color": colour[key]}, marker={"size": 4},
+            fig.add_trace(go.Scatter(x=part["window_start"], y=part[metric], mode=_mode(part), name=name,
+                                     legendgroup=name, line={"color": colour[key], "width": 1.5}, marker={"size": 4},
                                      customdata=_customdata(kind, part),
                                      hovertemplate=f"{name} %{{x}}<br>{metric} %{{y:.3f}}<extra></extra>"), row=1, col=1)
-            fig.add_trace(go.Bar(x=part["window_start"], y=part["unique_count"], name=name, legendgroup=name,
-                                 showlegend=False, marker={"color": colour[key]}, customdata=_customdata(kind, part),
-                                 hovertemplate=f"{name} %{{x}}<br>%{{y}} posts<extra></extra>"), row=2, col=1)
+            fig.add_trace(_volume_trace(kind, part, name, colour[key], legendgroup=name), row=2, col=1)
         if not placed.empty:
             fig.add_trace(_anomaly_trace(kind, placed, metric, True), row=1, col=1)
-        fig.update_layout(barmode="stack", height=520)
+        fig.update_layout(height=520)
         fig.update_yaxes(title_text=METRICS.get(metric, metric), row=1, col=1)
         fig.update_yaxes(title_text="posts", row=2, col=1)
     else:
@@ -87,13 +101,9 @@ def trend_figure(kind: str, df: pd.DataFrame, anomalies: pd.DataFrame, metric: s
             r, c = i // cols + 1, i % cols + 1
             part = df[df["series_key"] == key]
             name = plot_text(key)
-            fig.add_trace(go.Bar(x=part["window_start"], y=part["unique_count"], name=f"{name} posts",
-                                 marker={"color": colour[key], "opacity": 0.25}, showlegend=False,
-                                 customdata=_customdata(kind, part),
-                                 hovertemplate=f"{name} %{{x}}<br>%{{y}} posts<extra></extra>"),
-                          row=r, col=c, secondary_y=True)
-            fig.add_trace(go.Scatter(x=part["window_start"], y=part[metric], mode="lines+markers", name=name,
-                                     line={"color": colour[key]}, marker={"size": 4},
+            fig.add_trace(_volume_trace(kind, part, name, colour[key], fill=True), row=r, col=c, secondary_y=True)
+            fig.add_trace(go.Scatter(x=part["window_start"], y=part[metric], mode=_mode(part), name=name,
+                                     line={"color": colour[key], "width": 1.5}, marker={"size": 4},
                                      customdata=_customdata(kind, part),
                                      hovertemplate=f"{name} %{{x}}<br>{metric} %{{y:.3f}}<extra></extra>"),
                           row=r, col=c, secondary_y=False)

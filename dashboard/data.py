@@ -67,6 +67,11 @@ def query(fn: Callable[Concatenate[Engine, P], R], *args: P.args, **kwargs: P.kw
         raise
 
 
+def invalidate() -> None:
+    """Forget cached query results, after the page itself changed the store (a silence, an acknowledgement)."""
+    _run.clear()
+
+
 def refresh_s() -> int:
     return settings().dashboard.refresh_s
 

@@ -9,6 +9,7 @@ are drawn and the app is idle, then read or photograph it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import shutil
@@ -54,22 +55,30 @@ class Chromium:
 
     def __enter__(self) -> "Chromium":
         self._profile = tempfile.mkdtemp(prefix="chromium-")
+        self._stack = contextlib.ExitStack()
         self._proc = subprocess.Popen([self.binary, *FLAGS, f"--user-data-dir={self._profile}",
                                        f"--window-size={self.width},{self.height}", "about:blank"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            self._connect()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _connect(self) -> None:
         port = self._devtools_port()
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as resp:
             targets = json.load(resp)
         page = next(t for t in targets if t.get("type") == "page")
-        self._ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
+        self._ws = self._stack.enter_context(connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10))
         self.call("Page.enable")
         self.call("Runtime.enable")
         self.resize(self.width, self.height)
-        return self
 
     def __exit__(self, *exc: object) -> None:
         try:
-            self._ws.close()
+            self._stack.close()
         finally:
             self._proc.terminate()
             try:

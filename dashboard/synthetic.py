@@ -202,33 +202,33 @@ def make_risk(agg: pd.DataFrame, now: datetime) -> pd.DataFrame:
     return risk
 
 
-def bulk_insert(engine: Engine, table: Table, frame: pd.DataFrame, chunk: int = 20_000) -> None:
+def _driver_rows(frame: pd.DataFrame, sqlite: bool) -> list[tuple]:
+    frame = frame.copy()
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.DatetimeTZDtype):
+            # SQLAlchemy's SQLite DateTime storage is naive UTC text; psycopg takes datetimes.
+            frame[name] = (frame[name].dt.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite
+                           else pd.Series(frame[name].dt.to_pydatetime(), index=frame.index, dtype=object))
+    return list(frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None))
+
+
+def bulk_insert(engine: Engine, table: Table, frame: pd.DataFrame, chunk: int = 50_000) -> None:
     """Append ``frame`` to ``table`` through the driver's fastest path; JSON columns must already be text."""
     columns = [c.name for c in table.columns if c.name in frame.columns]
-    frame = frame[columns]
-    if engine.dialect.name == "sqlite":
-        frame = frame.copy()
-        for name in columns:  # SQLAlchemy's SQLite DateTime storage: naive UTC text
-            if isinstance(frame[name].dtype, pd.DatetimeTZDtype):
-                frame[name] = frame[name].dt.tz_convert("UTC").dt.strftime("%Y-%m-%d %H:%M:%S.%f")
-        rows = list(frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None))
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        raw = engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            for i in range(0, len(rows), chunk):
-                cur.executemany(sql, rows[i : i + chunk])
-            raw.commit()
-        finally:
-            raw.close()
-        return
+    sqlite = engine.dialect.name == "sqlite"
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
-        quoted = ", ".join(f'"{c}"' for c in columns)
-        with cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
-            for row in frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None):
-                copy.write_row(tuple(v.to_pydatetime() if isinstance(v, pd.Timestamp) else v for v in row))
+        if sqlite:
+            sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+            for i in range(0, len(frame), chunk):
+                cur.executemany(sql, _driver_rows(frame[columns].iloc[i : i + chunk], sqlite))
+        else:
+            quoted = ", ".join(f'"{c}"' for c in columns)
+            with cur.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
+                for i in range(0, len(frame), chunk):
+                    for row in _driver_rows(frame[columns].iloc[i : i + chunk], sqlite):
+                        copy.write_row(row)
         raw.commit()
     finally:
         raw.close()

@@ -296,3 +296,57 @@ def test_no_page_scans_a_big_table(tmp_path, monkeypatch):
             plan = " | ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters))
             assert not full_scan.search(plan), f"{plan}\n{statement}"
     engine.dispose()
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+def test_alerts_page_lists_alerts_history_notifications_and_received_mail(seeded, tmp_path):
+    import smtplib
+    from email.message import EmailMessage
+
+    from alerts.smtp_sink import SmtpSink, mail_dir
+    from monitor.config import load_settings
+
+    with SmtpSink(mail_dir(load_settings().data_dir)) as sink:
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = "monitor@localhost", "analysts@example.com", "[FIRING] TSLA turned negative"
+        msg.set_content("TSLA in de: -0.8")
+        with smtplib.SMTP(sink.host, sink.port, timeout=10) as smtp:
+            smtp.send_message(msg)
+    at = run_page("alerts")
+    firing = at.dataframe(key="al_firing").value
+    assert firing["rule"].tolist() == ["ticker_negative_turn"] and firing["state"].tolist() == ["firing"]
+    assert at.dataframe(key="al_resolved").value["rule"].tolist() == ["language_volume_spike"]
+    history = table_with(at, "at")
+    assert sorted(history["state"]) == ["firing", "firing", "pending", "pending", "resolved"]
+    assert table_with(at, "channel")["subject"].tolist() == [f"[FIRING] {synthetic.SPIKE_TICKER} negative in {synthetic.SPIKE_LANG}"]
+    assert at.dataframe(key="al_mail").value["subject"].tolist() == ["[FIRING] TSLA turned negative"]
+
+
+def test_alerts_page_silences_and_acknowledges_through_the_alerts_concern(seeded, store_url):
+    from alerts.silences import list_silences
+    from monitor.schemas import utcnow
+
+    at = run_page("alerts")
+    at.text_area(key="al_matchers").input("ticker")
+    button(at, "Silence").click().run()
+    assert any("not a matcher" in e.value for e in at.error)
+    at.text_area(key="al_matchers").input("ticker=TSLA\nlang=~de|fr")
+    button(at, "Silence").click().run()
+    assert not at.exception and any("Silence created" in s.value for s in at.success)
+    at.session_state["al_selected"] = seeded.alert_fingerprint
+    at.run()
+    button(at, "Acknowledge").click().run()
+    assert any("Acknowledged" in s.value for s in at.success)
+    engine = open_store(store_url)
+    made = {tuple(str(m) for m in s.matchers): s for s in list_silences(engine, utcnow())}
+    engine.dispose()
+    assert ("ticker=TSLA", "lang=~de|fr") in made
+    ack = next(s for k, s in made.items() if "rule=ticker_negative_turn" in k)
+    assert ack.mutes({"rule": "ticker_negative_turn", "severity": "critical", "series_kind": "ticker_lang",
+                      "series_key": "TSLA|de", "ticker": "TSLA", "lang": "de"})
+    assert not ack.mutes({"rule": "ticker_negative_turn", "severity": "critical", "series_kind": "ticker_lang",
+                          "series_key": "TSLA|en", "ticker": "TSLA", "lang": "en"})
+    assert len(at.dataframe(key="al_silences").value) == 2
