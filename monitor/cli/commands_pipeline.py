@@ -43,6 +43,23 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="exit 0 after S seconds without records (drain the topic and stop)")
     p.set_defaults(handler=_score)
 
+    p = sub.add_parser("produce", help="replay a JSONL file, or the synthetic feed, into posts.raw",
+                       description="Send posts to the raw topic of the cluster at MONITOR_KAFKA_BOOTSTRAP (start one "
+                       "with `monitor broker`). --file sends each line as it is, bad lines included (the scorer "
+                       "dead-letters them) unless --skip-invalid; --synthetic sends the multilingual demo feed "
+                       "with its sentiment episodes. Messages are keyed by post id.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--file", type=Path, metavar="POSTS.jsonl", help="one JSON post per line")
+    source.add_argument("--synthetic", action="store_true", help="the synthetic multilingual feed, in real time")
+    p.add_argument("--rate", type=float, metavar="N", help="messages per second (file: default as fast as possible; "
+                   "synthetic: steady posts per second, default 20, episodes add more)")
+    p.add_argument("--duration", type=float, metavar="S", help="synthetic: stop after S seconds (default: until Ctrl-C)")
+    p.add_argument("--seed", type=int, default=7, help="synthetic: random seed (default 7)")
+    p.add_argument("--topic", help="topic to send to (default: the raw topic, MONITOR_KAFKA_TOPICS)")
+    p.add_argument("--skip-invalid", action="store_true", help="file: drop lines the scorer would dead-letter")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_produce)
+
 
 @contextmanager
 def stop_on_signals() -> Iterator[threading.Event]:
@@ -118,3 +135,44 @@ def _score(args: argparse.Namespace) -> int:
     print(json.dumps({"consumed": stats.consumed, "scored": stats.scored, "deadlettered": stats.deadlettered,
                       "batches": stats.batches}), flush=True)
     return 0
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from ingest import produce as feed
+    from ingest.kafka_clients import ensure_topics, make_producer
+    from ingest.validate import ValidationOptions
+
+    settings = load_settings(args.config)
+    kafka = settings.kafka
+    if not kafka.bootstrap:
+        raise UserError("monitor produce needs a running cluster: set MONITOR_KAFKA_BOOTSTRAP (start an embedded one "
+                        "with `monitor broker`, which prints it)")
+    if args.rate is not None and args.rate <= 0:
+        raise UserError(f"--rate must be positive (got {args.rate})")
+    topic = args.topic or kafka.topics.raw
+    ensure_topics(kafka, [topic])
+    report = feed.ProduceReport()
+    if args.file:
+        if not args.file.exists():
+            raise UserError(f"--file {args.file} does not exist")
+        options = ValidationOptions(max_text_chars=settings.scorer.max_text_chars,
+                                    max_future_skew_s=settings.scorer.max_future_skew_s)
+        messages = feed.file_messages(args.file, skip_invalid=args.skip_invalid, options=options, report=report)
+        total, rate = feed.count_lines(args.file), args.rate
+    else:
+        from ingest.synthetic import FeedConfig, paced
+
+        config = FeedConfig.demo(seed=args.seed, rate=args.rate or 20.0)
+        if args.duration:
+            config = config.model_copy(update={"duration_s": args.duration})
+        messages, total, rate = feed.post_messages(paced(config)), None, None
+    producer = make_producer(kafka)
+    try:
+        with stop_on_signals() as stop:
+            feed.produce(producer, topic, messages, rate=rate, stop=stop, total=total, report=report,
+                         progress=not args.no_progress)
+    finally:
+        producer.close()
+    print(json.dumps({"topic": topic, "produced": report.produced, "skipped_invalid": report.skipped_invalid,
+                      "too_large": report.too_large, "failed": report.failed}), flush=True)
+    return 1 if report.failed else 0
