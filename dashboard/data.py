@@ -16,7 +16,7 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from dashboard import queries
+from dashboard import queries, scorer_metrics
 from monitor.config import ConfigError, Settings, get_settings
 from monitor.store.db import StoreUnavailable, open_store
 
@@ -65,6 +65,26 @@ def query(fn: Callable[Concatenate[Engine, P], R], *args: P.args, **kwargs: P.kw
         st.error(f"The store did not answer ({reason}); the page retries on the next refresh.")
         st.stop()
         raise
+
+
+@st.cache_resource(show_spinner=False)
+def _last_scrapes() -> dict[tuple[str, ...], scorer_metrics.Scrape]:
+    return {}
+
+
+@st.cache_data(ttl=_TTL_S, show_spinner=False)
+def _scorer_status(urls: tuple[str, ...]) -> tuple[scorer_metrics.Scrape, float | None]:
+    current = scorer_metrics.scrape(urls)
+    last = _last_scrapes()
+    rate = scorer_metrics.per_minute(last.get(urls), current)
+    last[urls] = current
+    return current, rate
+
+
+def scorer_status() -> tuple[scorer_metrics.Scrape, float | None] | None:
+    """The scorers' Prometheus view (lag, scored per minute), or None when no endpoint is configured."""
+    urls = tuple(scorer_metrics.endpoints(settings()))
+    return _scorer_status(urls) if urls else None
 
 
 def invalidate() -> None:

@@ -146,6 +146,8 @@ class DashboardSettings(BaseSettings):
                                            "an OIDC login (st.login); needs `pip install 'streamlit[auth]'`")
     oidc_provider: str | None = Field(None, description="provider name when [auth] holds several ([auth.NAME])")
     max_posts: int = Field(500, ge=1, le=20_000, description="most posts one drill-down table shows")
+    metrics_urls: list[str] = Field(default_factory=list, description="scorers' Prometheus endpoints for lag and "
+                                    "throughput (default: the local one when MONITOR_METRICS_PORT is set)")
 
 
 class Settings(BaseSettings):

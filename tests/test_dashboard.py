@@ -350,3 +350,35 @@ def test_alerts_page_silences_and_acknowledges_through_the_alerts_concern(seeded
     assert not ack.mutes({"rule": "ticker_negative_turn", "severity": "critical", "series_kind": "ticker_lang",
                           "series_key": "TSLA|en", "ticker": "TSLA", "lang": "en"})
     assert len(at.dataframe(key="al_silences").value) == 2
+
+
+def test_overview_reads_lag_and_throughput_from_the_scorers_metrics(seeded, monkeypatch):
+    from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+    from dashboard import scorer_metrics
+    from monitor.config import get_settings
+
+    registry = CollectorRegistry()
+    lag = Gauge("monitor_scorer_lag", "lag", ["topic", "partition"], registry=registry)
+    scored = Counter("monitor_scorer_scored", "scored", registry=registry)
+    lag.labels("posts.raw", "0").set(40)
+    lag.labels("posts.raw", "1").set(2)
+    scored.inc(500)
+    server, _thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
+    try:
+        first = scorer_metrics.scrape([url])
+        assert (first.lag, first.scored, first.failed) == (42, 500, [])
+        scored.inc(120)
+        later = scorer_metrics.scrape([url]).model_copy(update={"at": first.at + 60})
+        assert scorer_metrics.per_minute(first, later) == 120
+        assert scorer_metrics.per_minute(later, first.model_copy(update={"at": later.at + 60})) is None  # restart
+        monkeypatch.setenv("MONITOR_DASHBOARD_METRICS_URLS", json.dumps([url]))
+        metrics = {m.label: m.value for m in run_page().metric}
+        assert metrics["Consumer lag"] == "42"
+    finally:
+        server.shutdown()
+    monkeypatch.setenv("MONITOR_DASHBOARD_METRICS_URLS", json.dumps(["http://127.0.0.1:1/metrics"]))
+    get_settings.cache_clear()  # the app reads settings once per process, like the server does
+    at = run_page()
+    assert any("Scorer metrics unreachable" in w.value for w in at.warning)

@@ -45,17 +45,29 @@ def _kpis() -> None:
     negative = float((recent["share_negative"] * recent["unique_count"]).sum() / unique) if unique else None
     firing = query(queries.count_firing)
     scored_per_min, delay_s = _pipeline(query(queries.newest_posts_meta, _PIPELINE_SAMPLE))
-    k = st.columns(5)
+    status = data.scorer_status()
+    k = st.columns(6)
     k[0].metric("Posts / min", f"{total / (_KPI_SPAN_S / 60):.1f}", help="last 15 minutes of data, all posts")
     k[1].metric("Share negative", "-" if negative is None else f"{negative:.1%}",
                 help="last 15 minutes of data, after de-duplication")
     k[2].metric("Firing alerts", firing)
-    k[3].metric("Scored / min (wall clock)", "-" if scored_per_min is None else f"{scored_per_min:.0f}",
-                help=f"posts whose scored_at is in the last minute, among the newest {_PIPELINE_SAMPLE} stored posts: "
-                     "the scorers' current throughput")
-    k[4].metric("Scoring delay (median)", "-" if delay_s is None else _duration(delay_s),
+    if status is not None and not status[0].failed:
+        scrape, rate = status
+        k[3].metric("Scorer throughput / min", "-" if rate is None else f"{rate:.0f}",
+                    help="rate of monitor_scorer_scored over the scorers' Prometheus endpoints")
+        k[4].metric("Consumer lag", "-" if scrape.lag is None else f"{scrape.lag:.0f}",
+                    help="messages behind the high watermark, summed over partitions (monitor_scorer_lag)")
+    else:
+        k[3].metric("Scored / min (store)", "-" if scored_per_min is None else f"{scored_per_min:.0f}",
+                    help=f"posts whose scored_at is in the last minute, among the newest {_PIPELINE_SAMPLE} stored "
+                         "posts (no scorer metrics endpoint configured: MONITOR_DASHBOARD_METRICS_URLS)")
+        k[4].metric("Consumer lag", "-", help="needs the scorers' metrics: set MONITOR_METRICS_PORT for the scorer, "
+                                              "or MONITOR_DASHBOARD_METRICS_URLS")
+        if status is not None:
+            st.warning("Scorer metrics unreachable: " + "; ".join(status[0].failed))
+    k[5].metric("Scoring delay (median)", "-" if delay_s is None else _duration(delay_s),
                 help=f"received -> scored, newest {_PIPELINE_SAMPLE} posts: how far the scorers run behind "
-                     "the feed; it grows with consumer lag")
+                     "the feed")
     st.caption(f"Data up to {end:%Y-%m-%d %H:%M} UTC; refreshed every {data.refresh_s()} s.")
 
 
