@@ -17,13 +17,24 @@ from monitor.store.db import open_store
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 
 
-@pytest.fixture
-def seeded(store_url, monkeypatch):
-    engine = open_store(store_url)
+def _seed(url: str, monkeypatch) -> synthetic.Seeded:
+    engine = open_store(url)
     seed = synthetic.seed_store(engine, n_posts=3000, hostile=True)
     engine.dispose()
-    monkeypatch.setenv("MONITOR_DATABASE_URL", store_url)
+    monkeypatch.setenv("MONITOR_DATABASE_URL", url)
     return seed
+
+
+@pytest.fixture
+def seeded(store_url, monkeypatch):
+    """Pages whose queries differ by backend run on SQLite and PostgreSQL."""
+    return _seed(store_url, monkeypatch)
+
+
+@pytest.fixture
+def seeded_sqlite(tmp_path, monkeypatch):
+    """For behaviour that does not depend on the backend (login, escaping, metrics)."""
+    return _seed(f"sqlite:///{tmp_path / 'store.db'}", monkeypatch)
 
 
 def run_page(page: str | None = None, timeout: float = 60, **params: str) -> AppTest:
@@ -64,7 +75,7 @@ def test_overview_shows_every_language_anomalies_risk_and_kpis(seeded):
     assert metrics["Share negative"].endswith("%")
 
 
-def test_overview_small_multiples_draw_one_panel_per_language(seeded):
+def test_overview_small_multiples_draw_one_panel_per_language(seeded_sqlite):
     at = run_page()
     at.radio(key="ov_layout").set_value("small multiples").run()
     assert not at.exception
@@ -126,14 +137,14 @@ def test_drilldown_filters_by_text_and_label(seeded):
     assert not at.dataframe and any("No posts match" in i.value for i in at.info)
 
 
-def test_drilldown_bad_link_is_reported_not_widened(seeded):
+def test_drilldown_bad_link_is_reported_not_widened(seeded_sqlite):
     at = run_page("drilldown", series_kind="ticker", series_key="TSLA", start="yesterday", end="2025-01-01T00:00:00Z")
     assert any("'start' is not an ISO 8601 time" in e.value for e in at.error)
 
 
-def test_hostile_post_is_never_rendered_as_markup_or_link(seeded):
-    hostile_start = seeded.end - timedelta(hours=25)
-    at = run_page("drilldown", **drilldown_params("all", "*", hostile_start, seeded.end))
+def test_hostile_post_is_never_rendered_as_markup_or_link(seeded_sqlite):
+    hostile_start = seeded_sqlite.end - timedelta(hours=25)
+    at = run_page("drilldown", **drilldown_params("all", "*", hostile_start, seeded_sqlite.end))
     at.text_input(key="dd_text").set_value("<script>").run()
     rows = at.dataframe(key="dd_posts").value
     assert list(rows["text"]) == [synthetic.HOSTILE_TEXT]
@@ -176,7 +187,7 @@ def test_unreachable_store_is_one_clear_message(monkeypatch):
     assert not at.get("plotly_chart") and not at.metric
 
 
-def test_password_gate(seeded, monkeypatch):
+def test_password_gate(seeded_sqlite, monkeypatch):
     monkeypatch.setenv("MONITOR_DASHBOARD_PASSWORD", "s3cret")
     at = run_page()
     assert not at.title or at.title[0].value != "Overview"
@@ -190,7 +201,7 @@ def test_password_gate(seeded, monkeypatch):
     assert [t.value for t in at.title] == ["Overview"] and at.get("plotly_chart")
 
 
-def test_oidc_login_is_required_when_configured(seeded, tmp_path, monkeypatch):
+def test_oidc_login_is_required_when_configured(seeded_sqlite, tmp_path, monkeypatch):
     secrets = tmp_path / "secrets.toml"
     secrets.write_text('[auth]\nredirect_uri = "http://127.0.0.1:8501/oauth2callback"\ncookie_secret = "x"\n'
                        'client_id = "c"\nclient_secret = "s"\n'
@@ -206,7 +217,7 @@ def test_oidc_login_is_required_when_configured(seeded, tmp_path, monkeypatch):
     assert not at.get("plotly_chart")
 
 
-def test_app_refuses_an_exposed_address_without_login(seeded):
+def test_app_refuses_an_exposed_address_without_login(seeded_sqlite):
     from streamlit import config
 
     before = config.get_option("server.address")
@@ -226,7 +237,7 @@ def test_charts_and_tables_escape_series_names():
                           "count": [3], "unique_count": [3], "n_negative": [1], "n_neutral": [1], "n_positive": [1],
                           "mean_score": [0.0], "share_negative": [0.3], "share_positive": [0.3]})
     fig = charts.trend_figure("source", frame, pd.DataFrame())
-    assert {t.name for t in fig.data} == {"&lt;b onmouseover=x&gt;"}
+    assert {t.name for t in fig.data} == {"&lt;b onmouseover=x&gt;", "&lt;b onmouseover=x&gt; posts"}
 
 
 def test_clicked_point_becomes_a_drilldown_link():
@@ -352,7 +363,7 @@ def test_alerts_page_silences_and_acknowledges_through_the_alerts_concern(seeded
     assert len(at.dataframe(key="al_silences").value) == 2
 
 
-def test_overview_reads_lag_and_throughput_from_the_scorers_metrics(seeded, monkeypatch):
+def test_overview_reads_lag_and_throughput_from_the_scorers_metrics(seeded_sqlite, monkeypatch):
     from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
     from dashboard import scorer_metrics
