@@ -1,7 +1,8 @@
 """The evidence behind an alert, as a notification shows it: a chart, the top posts, a drill-down link.
 
 The link opens the dashboard's drill-down page on the alert's series and window:
-``{dashboard_url}/?page=drilldown&series_kind=..&series_key=..&start=..&end=..`` (ISO 8601, UTC).
+``{dashboard_url}/?page=drilldown&series_kind=..&series_key=..&start=..&end=..&alert=FINGERPRINT``
+(ISO 8601, UTC; ``alert`` narrows the page to the posts recorded as the alert's evidence).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ def iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def drilldown_url(dashboard_url: str, series_kind: str, series_key: str, start: datetime, end: datetime) -> str:
-    query = urlencode({"page": "drilldown", "series_kind": series_kind, "series_key": series_key,
-                       "start": iso(start), "end": iso(end)})
+def drilldown_url(dashboard_url: str, alert: Alert) -> str:
+    query = urlencode({"page": "drilldown", "series_kind": alert.series_kind, "series_key": alert.series_key,
+                       "start": iso(alert.window_start), "end": iso(alert.window_end), "alert": alert.fingerprint})
     return f"{dashboard_url.rstrip('/')}/?{query}"
 
 
@@ -47,8 +48,7 @@ class EvidenceFinder:
         self.posts_per_alert = posts_per_alert
 
     def gather(self, alert: Alert, with_chart: bool = True) -> Evidence:
-        link = drilldown_url(self.dashboard_url, alert.series_kind, alert.series_key, alert.window_start,
-                             alert.window_end)
+        link = drilldown_url(self.dashboard_url, alert)
         posts = self.queries.posts(alert.post_ids[: self.posts_per_alert])
         png = None
         rule = self.ruleset.rule(alert.rule)

@@ -22,7 +22,7 @@ def fingerprint(rule: str, series_kind: str, series_key: str) -> str:
 def series_labels(series_kind: str, series_key: str) -> dict[str, str]:
     """The labels a series name implies (``ticker_lang`` ``AAPL|de`` -> ticker AAPL, lang de)."""
     if series_kind == "ticker_lang":
-        ticker, _, lang = series_key.partition("|")
+        ticker, _, lang = series_key.rpartition("|")
         return {"ticker": ticker, "lang": lang}
     if series_kind in ("ticker", "lang", "source"):
         return {series_kind: series_key}
@@ -31,7 +31,7 @@ def series_labels(series_kind: str, series_key: str) -> dict[str, str]:
 
 def describe_series(series_kind: str, series_key: str) -> str:
     if series_kind == "ticker_lang":
-        ticker, _, lang = series_key.partition("|")
+        ticker, _, lang = series_key.rpartition("|")
         return f"{ticker} in {lang}"
     return {"all": "all posts", "lang": f"language {series_key}", "source": f"source {series_key}"}.get(
         series_kind, series_key)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, and_, func, select
 
+from alerts.model import series_labels
 from monitor.schemas import ScoredPost
 from monitor.store.aggregate_tables import aggregates, anomalies, risk_scores
 from monitor.store.posts import get_posts
@@ -169,15 +170,16 @@ class StoreQueries:
         """The most negative (or positive) posts of a series in a span: the evidence an analyst reads first."""
         prob = posts.c.p_negative if negative else posts.c.p_positive
         stmt = select(posts.c.id).where(posts.c.created_at >= start, posts.c.created_at < end)
-        if series_kind in ("ticker", "ticker_lang"):
-            ticker, _, lang = series_key.partition("|")
-            stmt = stmt.join(post_tickers, post_tickers.c.post_id == posts.c.id).where(post_tickers.c.ticker == ticker)
-            if series_kind == "ticker_lang":
-                stmt = stmt.where(posts.c.lang == lang)
-        elif series_kind == "lang":
-            stmt = stmt.where(posts.c.lang == series_key)
-        elif series_kind == "source":
-            stmt = stmt.where(posts.c.source == series_key)
+        labels = series_labels(series_kind, series_key)
+        if "ticker" in labels:
+            stmt = stmt.join(post_tickers, post_tickers.c.post_id == posts.c.id).where(
+                post_tickers.c.ticker == labels["ticker"])
+        if "lang" in labels:
+            stmt = stmt.where(posts.c.lang == labels["lang"])
+        if "source" in labels:  # series keys keep a source's first 300 characters
+            source = labels["source"]
+            stmt = stmt.where(posts.c.source.startswith(source, autoescape=True) if len(source) >= 300
+                              else posts.c.source == source)
         with self.engine.connect() as conn:
             return list(conn.execute(stmt.order_by(prob.desc(), posts.c.id).limit(limit)).scalars())
 

@@ -40,7 +40,7 @@ def build_scheduler(service: AlertService, clock: Clock, *, tick_s: float, diges
     scheduler = BackgroundScheduler(timezone=timezone.utc, executors={
         "default": ThreadPoolExecutor(1), "delivery": ThreadPoolExecutor(1)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60})
-    start = clock()
+    start = datetime.now(timezone.utc)  # APScheduler runs on the wall clock; jobs see ``clock()``
     for rule in service.ruleset.rules:
         scheduler.add_job(_guarded(f"rule {rule.name}", lambda now, r=rule: service.evaluate(r, now), clock),
                           IntervalTrigger(seconds=rule.interval.total_seconds(), timezone=timezone.utc),

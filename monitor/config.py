@@ -118,8 +118,15 @@ class SmtpSettings(BaseSettings):
     password: SecretStr | None = None
     starttls: bool = False
     ssl: bool = False
+    ca_file: Path | None = Field(None, description="CA bundle that signs the server's certificate (default: the system's)")
     sender: str = "monitor@localhost"
     timeout_s: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_tls_mode(self) -> "SmtpSettings":
+        if self.ssl and self.starttls:
+            raise ValueError("choose one of MONITOR_SMTP_SSL (implicit TLS, port 465) or MONITOR_SMTP_STARTTLS (port 587)")
+        return self
 
 
 class AlertSettings(BaseSettings):

@@ -26,11 +26,16 @@ class EmailNotifier:
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
+        context = ssl.create_default_context(cafile=str(s.ca_file) if s.ca_file else None)
         if s.ssl:
-            return smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_s, context=ssl.create_default_context())
+            return smtplib.SMTP_SSL(s.host, s.port, timeout=s.timeout_s, context=context)
         client = smtplib.SMTP(s.host, s.port, timeout=s.timeout_s)
         if s.starttls:
-            client.starttls(context=ssl.create_default_context())
+            try:
+                client.starttls(context=context)
+            except BaseException:
+                client.close()
+                raise
         return client
 
     def send(self, delivery: Delivery) -> None:

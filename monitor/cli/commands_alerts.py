@@ -175,7 +175,7 @@ def build_service(settings: Settings, engine, ruleset, smtp: SmtpSettings, kafka
         log.warning("a receiver publishes on the alerts topic but MONITOR_KAFKA_BOOTSTRAP is not set: those "
                     "notifications wait in the outbox until a process with Kafka delivers them")
     options = ServiceOptions(sender=smtp.sender, dashboard_url=settings.alerts.dashboard_url,
-                             kafka_topic=settings.kafka.topics.alerts,
+                             kafka_topic=(kafka or settings.kafka).topics.alerts,
                              resolution_s=min(settings.aggregator.windows_s),
                              backoff=Backoff(settings.alerts.delivery_retry_min_s, settings.alerts.delivery_retry_max_s))
     return AlertService(engine, ruleset, notifiers, options), closers
