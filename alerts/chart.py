@@ -48,7 +48,8 @@ def render_png(data: ChartData, width: int = 360, height: int = 120) -> bytes:
     if hi - lo < 1e-9:
         lo, hi = lo - 0.5, hi + 0.5
     pad = (hi - lo) * 0.08
-    lo, hi = lo - pad, hi + pad
+    lo = lo - pad if lo < 0 else max(lo - pad, 0.0)  # a share or a count is never drawn below 0
+    hi += pad
     t0, t1 = data.points[0][0].timestamp(), data.points[-1][0].timestamp()
     span = max(t1 - t0, 1.0)
 

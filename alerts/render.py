@@ -97,7 +97,10 @@ def render_alert_email(n: Notification, evidence: list[Evidence], *, sender: str
     colour = _COLOURS.get(n.severity if n.firing else "resolved", "#333")
     scope = _line(", ".join(f"{k}={v}" for k, v in n.group_labels.items() if v) or "all series")
 
-    text = [f"{status}: {len(n.firing)} firing, {len(n.resolved)} resolved ({scope})", f"at {iso(n.at)}", ""]
+    pool = n.firing or n.resolved
+    langs = sorted({a.labels["lang"] for a in pool if a.labels.get("lang")})
+    where = _line((f"languages: {', '.join(langs)} · " if langs else "") + f"rules: {', '.join(sorted({a.rule for a in pool}))}")
+    text = [f"{status}: {len(n.firing)} firing, {len(n.resolved)} resolved ({scope})", where, f"at {iso(n.at)}", ""]
     blocks: list[str] = []
     images: dict[str, bytes] = {}
     for i, alert in enumerate(n.firing + n.resolved):
@@ -129,7 +132,8 @@ def render_alert_email(n: Notification, evidence: list[Evidence], *, sender: str
     body = (f'<!doctype html><html><body style="font-family:Arial,Helvetica,sans-serif;color:#222;max-width:640px">'
             f'<div style="background:{colour};color:white;padding:10px 12px;font-size:18px">'
             f'<b>{status}</b> · {len(n.firing)} firing, {len(n.resolved)} resolved · {_e(scope)}</div>'
-            f'<div style="color:#666;font-size:12px;margin:6px 0">{_e(iso(n.at))} · receiver {_e(n.receiver)}</div>'
+            f'<div style="font-size:14px;margin:6px 0 0">{_e(where)}</div>'
+            f'<div style="color:#666;font-size:12px;margin:2px 0 6px">{_e(iso(n.at))} · receiver {_e(n.receiver)}</div>'
             f'{"".join(blocks)}'
             f'<div style="color:#888;font-size:11px;margin-top:14px">Mute this group: '
             f'<code>monitor alerts silence add {_e(silence)} --for 2h --comment WHY</code></div></body></html>')

@@ -8,6 +8,7 @@ written to a temporary name first and renamed, so a reader never sees half a mes
 
 from __future__ import annotations
 
+import base64
 import itertools
 import os
 import socket
@@ -85,6 +86,24 @@ class StoredMail:
 
     def message(self) -> EmailMessage:
         return read_eml(self.path)
+
+    def html(self) -> str | None:
+        """The HTML part with its inline images as ``data:`` URIs, ready for a browser or ``st.html``."""
+        return html_with_images(self.message())
+
+
+def html_with_images(msg: EmailMessage) -> str | None:
+    """What a mail client shows: the HTML part, each ``cid:`` reference replaced by its image's data."""
+    part = msg.get_body(preferencelist=("html",))
+    if part is None:
+        return None
+    html = part.get_content()
+    for item in msg.walk():
+        cid = item.get("Content-ID")
+        if cid and item.get_content_maintype() == "image":
+            data = base64.b64encode(item.get_content()).decode("ascii")
+            html = html.replace(f"cid:{cid.strip('<>')}", f"data:{item.get_content_type()};base64,{data}")
+    return html
 
 
 def read_eml(path: Path) -> EmailMessage:
