@@ -11,6 +11,7 @@ import hmac
 import time
 
 import streamlit as st
+from streamlit import config
 
 from dashboard.exposure import auth_mode, check_exposure
 from monitor.config import DashboardSettings
@@ -23,7 +24,7 @@ def require_login(cfg: DashboardSettings) -> None:
     """Return when the visitor may see the pages; otherwise show the login (or the refusal) and stop."""
     try:
         mode = auth_mode(cfg)
-        check_exposure(cfg, str(st.get_option("server.address") or cfg.host))
+        check_exposure(cfg, _bound_address(cfg))
     except UserError as exc:
         st.error(str(exc))
         st.stop()
@@ -31,6 +32,14 @@ def require_login(cfg: DashboardSettings) -> None:
         _oidc(cfg)
     elif mode == "password":
         _password(cfg)
+
+
+def _bound_address(cfg: DashboardSettings) -> str:
+    """The address the server listens on; a bare ``streamlit run`` without ``--server.address`` listens on all."""
+    address = config.get_option("server.address")
+    if address:
+        return str(address)
+    return cfg.host if config.get_option("global.appTest") else "0.0.0.0"  # an in-process AppTest listens nowhere
 
 
 def current_user() -> str:

@@ -130,14 +130,20 @@ def find_posts(engine: Engine, f: PostFilter, limit: int = 500) -> pd.DataFrame:
     return _frame(engine, stmt.order_by(when.desc(), posts.c.id).limit(limit), POST_COLUMNS)
 
 
-def ticker_sources(engine: Engine, ticker: str, start: datetime, end: datetime) -> pd.DataFrame:
-    """Posts, mean score and label counts per source for one ticker (through ``ix_post_tickers_ticker_created_at``)."""
+def ticker_sources(engine: Engine, ticker: str, start: datetime, end: datetime, newest: int = 5000) -> pd.DataFrame:
+    """Posts, mean score and label counts per source among the ticker's ``newest`` posts in ``[start, end)``.
+
+    There is no ticker x source aggregate, so this reads posts; the sample bound keeps a busy ticker's
+    page as fast as a quiet one's (``ix_post_tickers_ticker_created_at``, then ``newest`` lookups).
+    """
+    recent = (select(post_tickers.c.post_id)
+              .where(post_tickers.c.ticker == ticker, post_tickers.c.created_at >= start, post_tickers.c.created_at < end)
+              .order_by(post_tickers.c.created_at.desc()).limit(newest).subquery())
     stmt = (select(posts.c.source, func.count().label("posts"), func.avg(posts.c.score).label("mean_score"),
                    func.sum(case((posts.c.label == "negative", 1), else_=0)).label("negative"),
                    func.sum(case((posts.c.label == "positive", 1), else_=0)).label("positive"))
-            .select_from(post_tickers.join(posts, posts.c.id == post_tickers.c.post_id))
-            .where(post_tickers.c.ticker == ticker, post_tickers.c.created_at >= start, post_tickers.c.created_at < end)
-            .group_by(posts.c.source).order_by(func.count().desc()))
+            .select_from(recent.join(posts, posts.c.id == recent.c.post_id))
+            .group_by(posts.c.source).order_by(func.count().desc(), posts.c.source))
     return _frame(engine, stmt)
 
 

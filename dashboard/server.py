@@ -73,8 +73,8 @@ def command(settings: Settings, port: int | None = None) -> list[str]:
     return argv
 
 
-def environment(config_file: str | Path | None) -> dict[str, str]:
-    env = dict(os.environ)
+def environment(config_file: str | Path | None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, **(extra or {})}
     if config_file:
         env["MONITOR_CONFIG"] = str(Path(config_file).resolve())
     return env
@@ -97,7 +97,12 @@ def wait_healthy(proc: subprocess.Popen, base_url: str, timeout_s: float = 60.0)
 
 
 def start(settings: Settings, config_file: str | Path | None = None, port: int | None = None,
-          **popen: object) -> subprocess.Popen:
-    """The dashboard server as a child process (``monitor demo`` stops it with the rest)."""
+          extra_env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen:
+    """The dashboard server as a child process (``monitor demo`` stops it with the rest).
+
+    ``extra_env`` reaches the app's settings, e.g. ``MONITOR_DASHBOARD_METRICS_URLS`` for scorers whose
+    metrics port was picked at run time.
+    """
     preflight(settings)
-    return subprocess.Popen(command(settings, port), env=environment(config_file), **popen)  # type: ignore[call-overload]
+    return subprocess.Popen(command(settings, port), env=environment(config_file, extra_env),  # type: ignore[call-overload]
+                            **popen)

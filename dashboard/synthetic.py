@@ -230,6 +230,8 @@ def bulk_insert(engine: Engine, table: Table, frame: pd.DataFrame, chunk: int = 
                     for row in _driver_rows(frame[columns].iloc[i : i + chunk], sqlite):
                         copy.write_row(row)
         raw.commit()
+        if sqlite:  # fold the bulk write into the database file, as a long-running store would be
+            cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         raw.close()
 

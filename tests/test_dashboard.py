@@ -393,3 +393,31 @@ def test_overview_reads_lag_and_throughput_from_the_scorers_metrics(seeded_sqlit
     get_settings.cache_clear()  # the app reads settings once per process, like the server does
     at = run_page()
     assert any("Scorer metrics unreachable" in w.value for w in at.warning)
+
+
+def test_monitor_dashboard_refuses_an_exposed_address_without_login(monkeypatch, capsys):
+    from monitor.cli import main
+
+    monkeypatch.setenv("MONITOR_DASHBOARD_HOST", "0.0.0.0")
+    assert main(["dashboard"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "refusing to serve the dashboard on 0.0.0.0" in err[0]
+
+
+def test_login_setup_problems_are_one_line_each(tmp_path, monkeypatch):
+    from dashboard import server
+    from monitor.config import load_settings
+    from monitor.errors import UserError
+
+    monkeypatch.setenv("MONITOR_DASHBOARD_HOST", "0.0.0.0")
+    monkeypatch.setenv("MONITOR_DASHBOARD_OIDC_SECRETS_FILE", str(tmp_path / "missing.toml"))
+    with pytest.raises(UserError, match="does not exist"):
+        server.preflight(load_settings())
+    partial = tmp_path / "secrets.toml"
+    partial.write_text('[auth]\nredirect_uri = "http://h/oauth2callback"\nclient_id = "c"\n')
+    monkeypatch.setenv("MONITOR_DASHBOARD_OIDC_SECRETS_FILE", str(partial))
+    with pytest.raises(UserError, match=r"\[auth\] lacks cookie_secret, client_secret, server_metadata_url"):
+        server.preflight(load_settings())
+    monkeypatch.setenv("MONITOR_DASHBOARD_PASSWORD", "x")
+    with pytest.raises(UserError, match="both set"):
+        server.preflight(load_settings())

@@ -22,7 +22,7 @@ def render() -> None:
     with c1:
         window_s = window_picker("ov_window")
     with c2:
-        span_s = range_picker("ov_range")
+        span_s = range_picker("ov_range", default="1 h")
     with c3:
         metric = st.selectbox("Metric", list(charts.METRICS), format_func=charts.METRICS.get, key="ov_metric")
     with c4:

@@ -10,6 +10,8 @@ from dashboard.links import drilldown_params
 from dashboard.safe import md
 from dashboard.views.common import clicked_params, data_range, human_window, live, range_picker, window_picker
 
+_SOURCE_SAMPLE = 5000
+
 
 def render() -> None:
     st.title("Ticker")
@@ -81,9 +83,11 @@ def _languages(ticker: str, window_s: int, span_s: int) -> None:
 def _sources(ticker: str, window_s: int, span_s: int) -> None:
     start, end = data_range(window_s, span_s)
     st.subheader("Per source")
-    table = query(queries.ticker_sources, ticker, start, end)
+    table = query(queries.ticker_sources, ticker, start, end, _SOURCE_SAMPLE)
     if table.empty:
         st.info("No posts for this ticker in the range.")
         return
+    if table["posts"].sum() >= _SOURCE_SAMPLE:
+        st.caption(f"The newest {_SOURCE_SAMPLE:,} posts about the ticker in the range.")
     st.dataframe(table, hide_index=True, width="stretch", key="tk_sources",
                  column_config={"mean_score": st.column_config.NumberColumn("mean score", format="%.3f")})
