@@ -18,11 +18,12 @@ from monitor.cli import (
     commands_bench,
     commands_dashboard,
     commands_model,
+    commands_ops,
     commands_pipeline,
 )
 from monitor.errors import UserError
 
-MODULES = [commands_pipeline, commands_model, commands_bench, commands_aggregate, commands_alerts, commands_dashboard]
+MODULES = [commands_ops, commands_pipeline, commands_model, commands_bench, commands_aggregate, commands_alerts, commands_dashboard]
 
 
 def build_parser() -> argparse.ArgumentParser:
