@@ -82,6 +82,36 @@ def script_times(pages: list[str]) -> dict[str, dict[str, float]]:
     return out
 
 
+def page_query(page: str) -> str:
+    """The URL query of a page: the drill-down opens the way an alert e-mail's link opens it."""
+    from urllib.parse import urlencode
+
+    from dashboard import queries
+    from dashboard.links import drilldown_params
+    from monitor.config import load_settings
+    from monitor.store.db import open_store
+
+    if page != "drilldown":
+        return urlencode({"page": page})
+    engine = open_store(load_settings().database_url_value)
+    firing = queries.alerts_by_state(engine, ["firing"], 1)
+    engine.dispose()
+    if firing.empty:
+        return urlencode({"page": page})
+    a = firing.iloc[0]
+    return urlencode({"page": page, **drilldown_params(a["series_kind"], a["series_key"], a["window_start"],
+                                                       a["window_end"], alert=a["fingerprint"])})
+
+
+def _open_first_row(browser) -> None:
+    """Tick the first row of the drill-down table, so the screenshot shows a post with its probabilities."""
+    box = browser.evaluate("(() => { const r = document.querySelector('[data-testid=\"stDataFrame\"]')"
+                           ".getBoundingClientRect(); return [r.left, r.top]; })()")
+    browser.click(box[0] + 17, box[1] + 35 + 17)
+    browser.wait_for("[...document.querySelectorAll('h3')].some(h => h.textContent.startsWith('Post'))", timeout_s=120,
+                     settle_s=0.5)
+
+
 def browser_times(pages: list[str], shots: Path | None) -> dict[str, dict[str, float]] | str:
     from dashboard import server
     from dashboard.devtools import Chromium, find_chromium
@@ -100,17 +130,20 @@ def browser_times(pages: list[str], shots: Path | None) -> dict[str, dict[str, f
         with Chromium(width=1360, height=1000, timeout_s=600) as browser:
             for page in pages:
                 ready = f"({READY[page]}) && {NO_SKELETON}"
+                query = page_query(page)
                 times = {}
                 for run in ("cold", "warm"):
                     browser.goto("about:blank")
                     start = time.perf_counter()
-                    browser.goto(f"{base}/?page={page}")
+                    browser.goto(f"{base}/?{query}")
                     browser.wait_for(ready, timeout_s=600, settle_s=0.3)
                     times[run] = round(time.perf_counter() - start, 3)
                 out[page] = times
                 if browser.evaluate("document.querySelectorAll('[data-testid=\"stException\"]').length"):
                     raise SystemExit(f"{page}: the browser shows a Streamlit exception")
                 if shots:
+                    if page == "drilldown":
+                        _open_first_row(browser)
                     path = browser.screenshot(shots / f"{page}.png")
                     print(f"screenshot {path} ({path.stat().st_size // 1024} KB)", file=sys.stderr)
     finally:

@@ -123,6 +123,11 @@ class Chromium:
     def goto(self, url: str) -> None:
         self.call("Page.navigate", url=url)
 
+    def click(self, x: float, y: float) -> None:
+        """A left click at page coordinates (canvas widgets such as st.dataframe have no DOM to click)."""
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
+
     def wait_for(self, expression: str, timeout_s: float | None = None, settle_s: float = 0.0) -> float:
         """Seconds until ``expression`` is true (and still true ``settle_s`` later); BrowserError on timeout."""
         start = time.monotonic()

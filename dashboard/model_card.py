@@ -1,7 +1,8 @@
 """The evaluation the model ships with: ``eval.json`` beside the weights, per data set and language.
 
-``eval.json`` is what ``monitor evaluate --json`` prints (``overall``, ``per_language``...), either
-once or as a mapping of data-set name to such a report. Anything else is reported as unreadable
+``eval.json`` is written by the training experiment: ``{"model_version", "sets": {name: report}}``
+where a report is what ``monitor evaluate --json`` prints (``overall``, ``per_language``...); a bare
+report, or a mapping of set name to reports, is read too. Anything else is reported as unreadable
 rather than half-shown.
 """
 
@@ -38,7 +39,8 @@ def read_eval(directory: Path) -> tuple[pd.DataFrame | None, str]:
         return None, f"no evaluation recorded ({path} does not exist)"
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        reports = {"evaluation": doc} if "per_language" in doc else {k: v for k, v in doc.items()
+        sets = doc.get("sets", doc)
+        reports = {"evaluation": doc} if "per_language" in doc else {k: v for k, v in sets.items()
                                                                       if isinstance(v, dict) and "per_language" in v}
         rows = [row for name, report in reports.items() for row in _rows(name, report)]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

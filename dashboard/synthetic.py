@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, Table, insert
 
+from alerts.model import fingerprint
 from monitor.store.aggregate_tables import aggregates, anomalies, risk_scores
 from monitor.store.alert_tables import alert_events, alerts, notifications
 from monitor.store.tables import post_tickers, posts
@@ -252,15 +253,16 @@ def seed_store(engine: Engine, n_posts: int = 3000, end: datetime | None = None,
     if not found.empty:
         bulk_insert(engine, anomalies, found)
     bulk_insert(engine, risk_scores, make_risk(agg, end))
-    spike_ids = list(frame[(frame["ticker"] == SPIKE_TICKER) & (frame["created_at"] >= spike_start)]["id"])
+    spike_ids = list(frame[(frame["ticker"] == SPIKE_TICKER) & (frame["lang"] == SPIKE_LANG)
+                           & (frame["created_at"] >= spike_start)]["id"])
     fingerprint = _seed_alerts(engine, spike_start, end, spike_ids)
     return Seeded(end=end, n_posts=len(frame), spike_post_ids=spike_ids, spike_window_start=spike_start,
                   alert_fingerprint=fingerprint)
 
 
 def _seed_alerts(engine: Engine, spike_start: datetime, end: datetime, spike_ids: Sequence[str]) -> str:
-    firing = "a" * 32
-    resolved = "b" * 32
+    firing = fingerprint("ticker_negative_turn", "ticker_lang", f"{SPIKE_TICKER}|{SPIKE_LANG}")
+    resolved = fingerprint("language_volume_spike", "lang", "en")
     window_end = spike_start + timedelta(seconds=900)
     base = {"receivers": ["analysts"], "threshold": -0.3, "window_start": spike_start, "window_end": window_end,
             "evaluated_at": end, "last_true_at": end}

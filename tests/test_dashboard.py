@@ -167,7 +167,8 @@ def test_model_page_versions_evaluation_and_drift(seeded, tmp_path, monkeypatch)
               "overall": {"n": 30, "accuracy": 0.7, "macro_f1": 0.65, "classes": [], "confusion": []},
               "per_language": {"de": {"n": 10, "accuracy": 0.6, "macro_f1": 0.55, "classes": [], "confusion": []},
                                "en": {"n": 20, "accuracy": 0.8, "macro_f1": 0.75, "classes": [], "confusion": []}}}
-    (model_dir / "eval.json").write_text(json.dumps({"umsab": report}))
+    (model_dir / "eval.json").write_text(json.dumps({"model_version": "m-1", "precision": "fp32",
+                                                     "sets": {"umsab": report}}))
     table = table_with(run_page("model"), "macro-F1")
     assert table["language"].tolist() == ["de", "en", "overall"]
     assert table["macro-F1"].tolist() == [0.55, 0.75, 0.65]

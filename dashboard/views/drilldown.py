@@ -71,13 +71,15 @@ _COLUMNS = {
     "p_positive": st.column_config.ProgressColumn("p(pos)", min_value=0.0, max_value=1.0, format="%.2f"),
     "score": st.column_config.NumberColumn("score", format="%.2f"),
     "text": st.column_config.TextColumn("text (original language)", width="large"),
+    "label": st.column_config.TextColumn("label", width="small"),
+    "lang": st.column_config.TextColumn("lang", width="small"),
     "url": st.column_config.LinkColumn("source link", display_text="open"),
 }
 
 
 def _table(found: pd.DataFrame) -> pd.DataFrame:
-    table = found[["created_at", "lang", "source", "label", "p_negative", "p_neutral", "p_positive", "score",
-                   "tickers", "text", "url"]].copy()
+    table = found[["created_at", "lang", "label", "text", "p_negative", "p_neutral", "p_positive", "score",
+                   "source", "tickers", "url"]].copy()
     table["tickers"] = table["tickers"].map(lambda ts: ", ".join(map(str, ts or [])))
     table["url"] = table["url"].map(http_url)  # LinkColumn would follow javascript: and data: URLs too
     return table
