@@ -80,6 +80,16 @@ def environment(config_file: str | Path | None, extra: dict[str, str] | None = N
     return env
 
 
+def exec_server(settings: Settings, config_file: str | Path | None = None, port: int | None = None) -> None:
+    """Become the Streamlit server (``monitor dashboard``): signals from a supervisor or Ctrl-C reach it
+    directly, and no server is left behind when the command is stopped."""
+    preflight(settings)
+    argv = command(settings, port)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(argv[0], argv, environment(config_file))
+
+
 def wait_healthy(proc: subprocess.Popen, base_url: str, timeout_s: float = 60.0) -> None:
     """Block until Streamlit answers its health check; ``UserError`` when it exits or never answers."""
     deadline = time.monotonic() + timeout_s

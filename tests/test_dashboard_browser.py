@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 
@@ -19,6 +20,27 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+FIRING_VALUE = """[...document.querySelectorAll('[data-testid="stMetric"]')]
+  .filter(m => m.innerText.includes('Firing alerts'))
+  .map(m => m.querySelector('[data-testid="stMetricValue"]').innerText)[0]"""
+
+
+def _fire_another_alert(url: str) -> None:
+    from sqlalchemy import insert
+
+    from monitor.schemas import utcnow
+    from monitor.store.alert_tables import alerts
+
+    now = utcnow()
+    engine = open_store(url)
+    with engine.begin() as conn:
+        conn.execute(insert(alerts).values(
+            fingerprint="c" * 16, rule="source_negative", severity="warning", state="firing", labels={}, annotations={},
+            receivers=[], value=-0.5, threshold=-0.3, series_kind="source", series_key="reuters", window_start=now,
+            window_end=now, post_ids=[], active_since=now, fired_at=now, last_true_at=now, evaluated_at=now))
+    engine.dispose()
 
 
 @pytest.fixture
@@ -51,6 +73,11 @@ def test_overview_renders_every_language_without_exception(running_app, tmp_path
         exceptions = browser.evaluate("document.querySelectorAll('[data-testid=\"stException\"]').length")
         text = browser.evaluate("document.body.innerText")
         shot = browser.screenshot(tmp_path / "overview.png")
+        assert browser.evaluate(FIRING_VALUE) == "1"
+        browser.evaluate("window.__same_page = true")
+        _fire_another_alert(os.environ["MONITOR_DATABASE_URL"])
+        browser.wait_for(f"({FIRING_VALUE}) === '2'", timeout_s=120)  # the live fragment refreshed by itself
+        assert browser.evaluate("window.__same_page === true")
     assert set(synthetic.LANGS) | {"anomaly"} <= legend
     assert exceptions == 0 and "Traceback" not in text
     assert "Firing alerts" in text and synthetic.SPIKE_TICKER in text

@@ -20,11 +20,7 @@ def _dashboard(args: argparse.Namespace) -> int:
     from monitor.config import load_settings
 
     settings = load_settings(args.config)
-    proc = server.start(settings, args.config, args.port)
-    print(f"dashboard on http://{settings.dashboard.host}:{args.port or settings.dashboard.port} (Ctrl-C stops it)")
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        proc.wait(timeout=10)
-        return 130
+    print(f"dashboard on http://{settings.dashboard.host}:{args.port or settings.dashboard.port} (Ctrl-C stops it)",
+          flush=True)
+    server.exec_server(settings, args.config, args.port)
+    return 0  # not reached: the process is the server now
