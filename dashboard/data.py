@@ -1,8 +1,8 @@
 """Cached access to settings, the store and the queries, shared by every page and session.
 
 The engine (a connection pool) is a ``st.cache_resource``: one per database URL for the whole
-server. Query results are ``st.cache_data`` with a TTL of the refresh interval, so a hundred open
-browser tabs cost the database one query per refresh, not a hundred. Query arguments must be
+server. Query results are ``st.cache_data`` with a 5 s TTL (the default refresh interval), so a
+hundred open browser tabs cost the database one query per refresh, not a hundred. Query arguments must be
 stable for the cache to hit: times are rounded down to the refresh interval (:func:`now`).
 """
 
@@ -23,7 +23,7 @@ from monitor.store.db import StoreUnavailable, open_store
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_TTL_S = 5.0
+_TTL_S = 5.0  # fixed when the module loads: st.cache_data takes its TTL at decoration
 
 
 def settings() -> Settings:
