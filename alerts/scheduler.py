@@ -36,6 +36,12 @@ def _guarded(name: str, job: Callable[[datetime], object], clock: Clock) -> Call
     return run
 
 
+def quiet_libraries() -> None:
+    """APScheduler logs every job run and aiosmtpd every connection at INFO: keep the log for alerts."""
+    for name in ("apscheduler", "mail.log"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def build_scheduler(service: AlertService, clock: Clock, *, tick_s: float, digest_at: str | None) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=timezone.utc, executors={
         "default": ThreadPoolExecutor(1), "delivery": ThreadPoolExecutor(1)},
@@ -44,13 +50,13 @@ def build_scheduler(service: AlertService, clock: Clock, *, tick_s: float, diges
     for rule in service.ruleset.rules:
         scheduler.add_job(_guarded(f"rule {rule.name}", lambda now, r=rule: service.evaluate(r, now), clock),
                           IntervalTrigger(seconds=rule.interval.total_seconds(), timezone=timezone.utc),
-                          id=f"rule:{rule.name}", next_run_time=start)
+                          id=f"rule:{rule.name}", name=f"rule {rule.name}", next_run_time=start)
     scheduler.add_job(_guarded("dispatch", service.dispatcher.flush, clock), IntervalTrigger(seconds=tick_s),
-                      id="dispatch", next_run_time=start)
+                      id="dispatch", name="dispatch", next_run_time=start)
     scheduler.add_job(_guarded("delivery", service.outbox.deliver_due, clock), IntervalTrigger(seconds=tick_s),
-                      id="delivery", executor="delivery", next_run_time=start)
+                      id="delivery", name="delivery", executor="delivery", next_run_time=start)
     if digest_at:
         hour, minute = (int(x) for x in digest_at.split(":"))
         scheduler.add_job(_guarded("digest", service.digests.enqueue, clock),
-                          CronTrigger(hour=hour, minute=minute, timezone=timezone.utc), id="digest")
+                          CronTrigger(hour=hour, minute=minute, timezone=timezone.utc), id="digest", name="digest")
     return scheduler

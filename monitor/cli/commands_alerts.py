@@ -188,9 +188,10 @@ def start_alerts(settings: Settings, *, rules: Path | None = None, kafka: KafkaS
     ``kafka``: settings with a resolved bootstrap (e.g. the demo's embedded broker); default
     ``settings.kafka``. With no SMTP host configured, a local sink receives the e-mail.
     """
-    from alerts.scheduler import build_scheduler
+    from alerts.scheduler import build_scheduler, quiet_libraries
     from alerts.smtp_sink import SmtpSink, mail_dir
 
+    quiet_libraries()
     ruleset = _load(settings, rules)
     engine = _store(settings)
     smtp, sink = settings.smtp, None
