@@ -38,18 +38,23 @@ def _config_show(args: argparse.Namespace) -> int:
 
 
 def _children(settings: Settings, args: argparse.Namespace, duration: float | None) -> list[ChildSpec]:
+    from ingest.broker import free_port
+
     feed = ["produce", "--synthetic", "--rate", str(args.rate), "--no-progress"]
     if duration:
         feed += ["--duration", str(duration)]
+    # The scorer serves Prometheus metrics on a port of its own; the dashboard reads lag and throughput there.
+    scorer_metrics = settings.metrics_port or free_port()
     specs = [
         ChildSpec("scorer", ["score"] + (["--model", str(args.model)] if args.model else []),
-                  ready_text="as group"),
+                  ready_text="as group", env={"MONITOR_METRICS_PORT": str(scorer_metrics)}),
         ChildSpec("aggregator", ["aggregate"]),
         ChildSpec("alerts", ["alerts", "run"]),
         ChildSpec("feed", feed, restart=False),
     ]
     if not args.no_dashboard:
-        specs.append(ChildSpec("dashboard", ["dashboard"]))
+        specs.append(ChildSpec("dashboard", ["dashboard"], env={
+            "MONITOR_DASHBOARD_METRICS_URLS": json.dumps([f"http://127.0.0.1:{scorer_metrics}/metrics"])}))
     return specs
 
 

@@ -27,6 +27,7 @@ class ChildSpec:
     args: list[str]  # arguments of the ``monitor`` command
     ready_text: str | None = None  # a line in its log that says it is up
     restart: bool = True  # a child that exits 0 on its own (e.g. a feed with --duration) is not restarted
+    env: dict[str, str] = field(default_factory=dict)  # on top of the supervisor's environment
 
 
 @dataclass
@@ -53,7 +54,8 @@ class Supervisor:
         cmd = [sys.executable, "-m", "monitor.cli", *spec.args]
         # A new session per child: Ctrl-C in the terminal reaches the supervisor only, which then
         # stops the children in order instead of all of them at once.
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**self.env, **spec.env},
+                                start_new_session=True)
 
     def start(self, spec: ChildSpec, ready_timeout_s: float = 300.0) -> None:
         log_path = self.log_dir / f"{spec.name}.log"
