@@ -132,9 +132,13 @@ class StoreQueries:
         return out
 
     def anomalies_active(self, series_kinds: Sequence[str], within: timedelta, now: datetime) -> list[AnomalyRow]:
-        """Anomalies of windows that started by ``now`` and ended less than ``within`` before it."""
+        """Anomalies of windows that ended by ``now``, less than ``within`` before it.
+
+        Only ended windows: the aggregator scores a window when it ends, so a replay of stored data
+        (the dry run) sees an anomaly no earlier than a live run did.
+        """
         stmt = select(anomalies).where(anomalies.c.series_kind.in_(list(series_kinds)),
-                                       anomalies.c.window_start <= now, anomalies.c.window_end > now - within)
+                                       anomalies.c.window_end <= now, anomalies.c.window_end > now - within)
         with self.engine.connect() as conn:
             rows = conn.execute(stmt.order_by(anomalies.c.window_start)).all()
         return [AnomalyRow(r.series_kind, r.series_key, r.window_s, r.window_start, r.window_end, r.metric, r.detector,
@@ -142,10 +146,10 @@ class StoreQueries:
                 for r in rows]
 
     def risk_latest(self, window: timedelta, now: datetime) -> list[RiskRow]:
-        """Each ticker's risk in the window that holds ``now`` (or the one before, if the current has none)."""
+        """Each ticker's risk of the last window that ended by ``now``, if it ended less than a window ago."""
         window_s = int(window.total_seconds())
         latest = (select(risk_scores.c.ticker, func.max(risk_scores.c.window_start).label("ws"))
-                  .where(risk_scores.c.window_s == window_s, risk_scores.c.window_start <= now,
+                  .where(risk_scores.c.window_s == window_s, risk_scores.c.window_start <= now - window,
                          risk_scores.c.window_start > now - 2 * window)
                   .group_by(risk_scores.c.ticker).subquery())
         stmt = select(risk_scores).join(latest, and_(risk_scores.c.ticker == latest.c.ticker,

@@ -79,7 +79,7 @@ def test_robust_z_anomaly_below_minus_three(store):
     q = StoreQueries(store, 60)
     [inst] = conditions.instances(rule, q, T0 + 20 * MIN)
     assert (inst.series_key, inst.value, inst.post_ids) == ("de", -4.2, ("p1", "p2"))
-    assert _keys(rule, q, T0 - MIN) == []          # not before its window starts
+    assert _keys(rule, q, T0 + 10 * MIN) == []     # not before its window has ended (and been scored)
     assert _keys(rule, q, T0 + 30 * MIN) == []     # nor once `within` has passed after it ended
 
 
@@ -88,9 +88,10 @@ def test_risk_score_above_a_level(store):
     seed_risk(store, "MSFT", T0, 40.0, [])
     rule = _rules("  - {name: risk, kind: risk, above: 75}\n").rules[0]
     q = StoreQueries(store, 60)
-    [inst] = conditions.instances(rule, q, T0 + 5 * MIN)
+    [inst] = conditions.instances(rule, q, T0 + 16 * MIN)
     assert inst.series_key == "AAPL" and inst.value == 82.0 and "negative in de, fr" in inst.summary
-    assert _keys(rule, q, T0 + 31 * MIN) == []  # two windows on, an old score no longer counts
+    assert _keys(rule, q, T0 + 14 * MIN) == []  # its window has not ended yet
+    assert _keys(rule, q, T0 + 31 * MIN) == []  # a window later, an old score no longer counts
 
 
 def test_dry_run_reports_when_alerts_would_fire_and_resolve(store):
