@@ -28,7 +28,7 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -38,7 +38,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor.schemas import RawPost
+from monitor.schemas import RawPost, ScoredPost, Scores
 
 LABELS = ("negative", "neutral", "positive")
 LANGUAGES = ("en", "zh", "de", "fr", "es", "ja", "ar", "pt")
@@ -186,7 +186,7 @@ class _Writer:
         outlet = r.choice(self.outlets[lang])
         variants = [
             lambda: text,
-            lambda: f"RT @{outlet.replace(' ', '').lower()}_fin: {text}",
+            lambda: f"RT @{''.join(ch for ch in outlet if ch.isalnum()).lower() or 'news'}_fin: {text}",
             lambda: f"{text} - {outlet}",
             lambda: f"{text} https://news.example/{lang}/{r.randrange(10**8):08d}",
             lambda: f"[{outlet}] {text}",
@@ -270,13 +270,13 @@ def generate(config: FeedConfig) -> Iterator[RawPost]:
 def _post(post_id: str, text: str, lang: str, ticker: str, label: str, created: datetime, episode: str | None,
           config: FeedConfig, rng: random.Random) -> RawPost:
     source = rng.choice(SOURCES)
-    return RawPost(
+    return RawPost.model_construct(  # valid by construction; validation would double the feed's cost
         id=post_id, text=text, source=source, created_at=created,
         lang=lang if rng.random() < config.declared_lang_share else None,
         author=f"{source}-{rng.randrange(500):03d}",
         url=f"https://{source}.example/{lang}/{post_id}",
-        meta={"synthetic": {"intended_label": label, "lang": lang, "tickers": [ticker], "episode": episode,
-                            "duplicate_of": None}},
+        tickers=[], meta={"synthetic": {"intended_label": label, "lang": lang, "tickers": [ticker],
+                                        "episode": episode, "duplicate_of": None}},
     )
 
 
@@ -309,3 +309,33 @@ def paced(config: FeedConfig, speed: float = 1.0, sleep: Callable[[float], None]
         if wait > 0:
             sleep(wait)
         yield post
+
+
+def scored_stand_in(posts: Iterable[RawPost], *, seed: int = 0, accuracy: float = 0.9,
+                    received_lag_s: float = 0.5) -> Iterator[ScoredPost]:
+    """Scored posts without a model: the intended label kept with probability ``accuracy``, else
+    another one, with noisy probabilities. A documented stand-in for the classifier, so that
+    aggregation and detection benchmarks measure the detector, not the model (nor CPU time spent on
+    it). Tickers and dedup keys come from the real enrichment; the language from the feed's truth.
+    """
+    from monitor.enrich import dedup_key, ticker_extractor
+
+    extractor = ticker_extractor()
+    rng = random.Random(seed)
+    for post in posts:
+        truth = post.meta["synthetic"]
+        label = truth["intended_label"]
+        if rng.random() >= accuracy:
+            label = rng.choice([x for x in LABELS if x != label])
+        top = rng.uniform(0.55, 0.97)
+        others = [x for x in LABELS if x != label]
+        split = rng.random()
+        probs = {label: top, others[0]: (1 - top) * split, others[1]: (1 - top) * (1 - split)}
+        assert post.created_at is not None
+        received = post.created_at + timedelta(seconds=received_lag_s)
+        yield ScoredPost.model_construct(
+            id=post.id, text=post.text, source=post.source, created_at=post.created_at, received_at=received,
+            lang=truth["lang"], lang_declared=post.lang, author=post.author, url=post.url,
+            lang_confidence=None, tickers=extractor.extract(post.text, post.tickers), meta=post.meta, label=label,
+            scores=Scores.model_construct(**probs), score=probs["positive"] - probs["negative"],
+            model_version="synthetic-stand-in", scored_at=received, dedup_key=dedup_key(post.text), notes=[])

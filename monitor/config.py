@@ -105,8 +105,23 @@ class AggregatorSettings(BaseSettings):
     poll_timeout_ms: int = Field(500, ge=1)
     min_volume: int = Field(8, ge=1, description="fewer posts in a window never make an anomaly")
     baseline_windows: int = Field(24, ge=3, description="past windows a series is compared with")
-    z_threshold: float = Field(3.5, gt=0)
-    aliases_file: Path | None = None
+    z_threshold: float = Field(4.0, gt=0, description="robust z (noise-stabilised) at which a window is an anomaly")
+    aliases_file: Path | None = Field(None, description="company names -> tickers (YAML); unset: monitor/data/aliases.yaml")
+    flush_interval_s: float = Field(1.0, gt=0, description="longest time between store writes (and offset commits)")
+    evaluation_delay_s: float = Field(5.0, ge=0, description="event time after a window's end before it is first scored")
+    warmup_windows: int = Field(6, ge=2, description="past windows needed before a series is scored at all")
+    ewma_alpha: float = Field(0.3, gt=0, le=1, description="weight of the newest window in the EWMA chart")
+    seasonality: Literal["none", "hour_of_week"] = Field("none", description="hour_of_week: baseline from the same hour in past weeks")
+    season_weeks: int = Field(4, ge=1, le=52)
+    risk_language_z: float = Field(2.5, gt=0, description="sentiment z at which a language counts as turned negative")
+    max_future_skew_s: float = Field(300.0, ge=0, description="event times further ahead of the wall clock never advance event time")
+
+    @field_validator("windows_s")
+    @classmethod
+    def _windows_valid(cls, v: list[int]) -> list[int]:
+        if not v or min(v) < 1 or len(set(v)) != len(v):
+            raise ValueError("windows_s must list distinct window sizes in seconds, e.g. [60, 900, 3600]")
+        return sorted(v)
 
 
 class SmtpSettings(BaseSettings):

@@ -50,7 +50,8 @@ _EXCHANGE_CODE = re.compile(
     rf")(?![{_LATIN}]|\.[{_LATIN}])")
 _UNBOUNDED_SCRIPT = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u0e00-\u0e7f]")
 _ARABIC = re.compile(r"[\u0600-\u06ff]")
-_ARABIC_CLITIC = "(?:وال|بال|لل|ال|[وفبلك])?"
+_ADDRESS = re.compile(r"https?://\S+|www\.\S+|\S+@\S+")  # names inside URLs and e-mail addresses do not count
+_ARABIC_CLITIC = "[وف]?(?:لل|[بلك]?(?:ال)?)"  # and/so, then by/for/like, then the article: وللأبل
 
 
 class AliasEntry(BaseModel):
@@ -141,7 +142,7 @@ class TickerExtractor:
     def extract(self, text: str, declared: Sequence[str] = ()) -> list[str]:
         """Declared tickers first, then those found in the text in order of appearance, without repeats."""
         found = [self.canonical(t) for t in declared if t.strip().lstrip("$")]
-        text = unicodedata.normalize("NFKC", text)
+        text = _ADDRESS.sub(lambda m: " " * len(m.group()), unicodedata.normalize("NFKC", text))
         hits = [(m.start(), self.canonical(m.group(1))) for m in _CASHTAG.finditer(text)]
         hits += [(m.start(), self.canonical(m.group(1))) for m in _EXCHANGE_CODE.finditer(text)]
         if self._names is not None:
@@ -167,12 +168,13 @@ def extract_tickers(text: str, declared: Sequence[str] = ()) -> list[str]:
 #
 # Syndicated copies of a story differ in wrapping, not content: a URL, "RT @user:", an outlet name
 # after a dash or in brackets, a "BREAKING:" tag, or a cut with an ellipsis. The key is computed on
-# the *core* of the text with those removed; truncated posts also match on the first HEAD_CHARS
-# characters of the core. Shingle sketches (SimHash, MinHash) were measured on short headlines and
-# rejected: two copies of one story and two template headlines about different companies ("Siemens
-# hebt Prognose an" / "SAP hebt Prognose an") are equally similar by Jaccard (0.8) and Hamming
-# distance, so no threshold separates them; what separates them is containment, i.e. one core
-# extending the other, which the core + head rule captures exactly.
+# the *core* of the text with those removed; a truncated post is also a copy of any post whose core
+# starts with the same HEAD_CHARS characters (the full rule: monitor.aggregate.dedup).
+# Shingle sketches (SimHash, MinHash) were measured on short headlines and rejected: two copies of
+# one story and two template headlines about different companies ("Siemens hebt Prognose an" /
+# "SAP hebt Prognose an") are equally similar by Jaccard (about 0.8) and Hamming distance, so no
+# threshold separates them; what separates them is containment (one text wrapping or cutting the
+# other), which the core + head rule captures, at the cost of a dictionary lookup per post.
 
 HEAD_CHARS = 40
 _URL = re.compile(r"https?://\S+|www\.\S+")
@@ -181,7 +183,7 @@ _RETWEET = re.compile(r"^\s*RT\b[\s:]*", re.IGNORECASE)
 _FLASH_TAG = re.compile(r"^\s*(?:breaking(?: news)?|just in|update|urgent|flash|eilmeldung|eil|alerte|urgente|"
                         r"última hora|ultima hora|快讯|突发|速報|عاجل)\s*[:：\-–—|]\s*", re.IGNORECASE)
 _BRACKET_EDGE = re.compile(r"^\s*[\[(（【][^\d\])）】]{1,40}[\])）】]\s*|\s*[\[(（【][^\d\])）】]{1,40}[\])）】]\s*$")
-_ATTRIBUTION = re.compile(r"\s+[-|–—]\s+(?P<who>[^\d\-|–—]{1,40})$")
+_ATTRIBUTION = re.compile(r"\s+[-|–—]\s+(?P<who>[^\d|–—]{1,40})$")
 _ELLIPSIS = re.compile(r"(?:…|\.\.\.+)\s*$")
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -193,8 +195,11 @@ class DedupParts(NamedTuple):
 
 
 def _looks_like_attribution(who: str) -> bool:
+    """An outlet name (``Reuters``, ``dpa-AFX``, ``新浪财经``), not content (``analysts say``): short, and
+    with a capital letter, or in a script without case."""
     words = who.split()
-    return 0 < len(words) <= 3 and not words[0][0].islower()
+    cased = [ch for ch in who if ch.isupper() or ch.islower()]
+    return 0 < len(words) <= 3 and "-" not in words and (not cased or any(ch.isupper() for ch in cased))
 
 
 def _core(text: str) -> tuple[str, bool]:

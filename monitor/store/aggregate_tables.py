@@ -6,19 +6,50 @@ Series are named by ``(series_kind, series_key)``:
 series_kind     series_key             example
 ==============  =====================  ==========================
 ``all``         ``*``                  every post
-``lang``        language code          ``de``
+``lang``        language code          ``de`` (``und``: undetermined)
 ``ticker``      ticker                 ``AAPL``
 ``ticker_lang`` ``TICKER|lang``        ``7203.T|ja``
-``source``      source name            ``reuters``
+``source``      source name            ``reuters`` (first 300 characters)
 ==============  =====================  ==========================
+
+``aggregates`` (read by the dashboard and the alert rules), one row per (window, series) with posts:
+
+* ``window_s`` is the window size (60, 900, 3600 by default), ``window_start`` its UTC start
+  (tumbling windows aligned on the epoch), on the post's event time (``created_at``);
+* ``count`` is every post; ``unique_count`` is stories: a syndicated copy (same core text, see
+  ``monitor.aggregate.dedup``) counts once. ``n_negative + n_neutral + n_positive == unique_count``,
+  and ``sum_score``, ``mean_score``, ``share_negative`` and ``share_positive`` are over those unique
+  posts too (0 when a window holds only copies), so one story repeated fifty times moves neither
+  volume nor sentiment;
+* a row is a pure function of the stored posts of its window: recomputed, never incremented, so
+  re-delivery, restarts and backfills never double count. Posts later than the allowed lateness
+  still update their window (it is reloaded from the store), and the window is scored again.
+
+``anomalies``: one row per (series, window, metric, detector) that left its baseline in the bad
+direction (``metric``: ``volume`` up, ``share_negative`` up, ``mean_score`` down; ``detector``:
+``robust_z`` or ``ewma``). ``observed``, ``baseline`` and ``spread`` are on the metric's own scale
+(posts, share, mean score), ``score`` is the signed z on the noise-stabilised scale
+(``monitor.anomaly.metrics``), ``volume`` the window's unique posts, ``post_ids`` up to 50 posts that
+drove it (the most negative for sentiment, the earliest for volume). A window is scored when it
+ends and re-scored whenever late posts change it: a row is updated in place (same id), and deleted
+if the window no longer qualifies.
+
+``risk_scores``: per ticker and window, 0-100 (``monitor.anomaly.risk``); ``languages`` lists the
+languages in which the ticker turned negative (``languages_negative`` of them).
+
+``aggregate_parts`` and ``aggregator_progress`` are the aggregator's own bookkeeping (per-language
+partial sums, event time per Kafka partition); other concerns should not read them.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Float, Index, Integer, String, Table, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Float, Index, Integer, String, Table, UniqueConstraint
 
 from monitor.store.tables import metadata
 from monitor.store.types import UtcDateTime
+
+Series = tuple[str, str]  # (series_kind, series_key)
+ALL: Series = ("all", "*")
 
 aggregates = Table(
     "aggregates",
@@ -79,3 +110,34 @@ risk_scores = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 Index("ix_risk_scores_window_start", risk_scores.c.window_s, risk_scores.c.window_start)
+
+# Per-language partial sums: each aggregator writes the languages of its partitions, ``aggregates``
+# is their sum. Scores are summed as integers (nano-units) so that the sum is exact in any order.
+aggregate_parts = Table(
+    "aggregate_parts",
+    metadata,
+    Column("window_s", Integer, primary_key=True),
+    Column("series_kind", String(16), primary_key=True),
+    Column("series_key", String(300), primary_key=True),
+    Column("window_start", UtcDateTime, primary_key=True),
+    Column("lang", String(8), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("unique_count", Integer, nullable=False),
+    Column("n_negative", Integer, nullable=False),
+    Column("n_neutral", Integer, nullable=False),
+    Column("n_positive", Integer, nullable=False),
+    Column("sum_score_nano", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# The latest event time each aggregator group has seen per partition: which windows have ended is
+# known again after a restart, so windows that end while the aggregator is down are still scored.
+aggregator_progress = Table(
+    "aggregator_progress",
+    metadata,
+    Column("group_id", String(255), primary_key=True),
+    Column("topic", String(255), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("event_time", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
