@@ -1,7 +1,7 @@
 """The issue's "done when": the synthetic feed through the whole pipeline to a real SMTP server.
 
 synthetic feed -> posts.raw (embedded broker) -> scorer with the shipped model -> store + posts.scored
--> aggregator -> aggregates -> alert rules on the schedule's clock -> one grouped e-mail for a
+-> aggregator (its consumer group on posts.scored) -> aggregates -> alert rules on the schedule's clock -> one grouped e-mail for a
 multilingual negative burst, a resolved notice after it ends, nothing during steady traffic, and
 the e-mail delayed by an SMTP outage delivered once the server is back.
 
@@ -18,22 +18,21 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-pytest.importorskip("monitor.aggregate.aggregator", reason="the aggregator has not landed yet")
+pytest.importorskip("ingest.aggregate_consumer", reason="the aggregator consumer has not landed yet")
 
 from alerts.outbox import outbox_rows  # noqa: E402
+from ingest.aggregate_consumer import run_aggregator  # noqa: E402
 from ingest.broker import EmbeddedBroker  # noqa: E402
 from ingest.kafka_clients import make_producer  # noqa: E402
 from ingest.produce import post_messages, produce  # noqa: E402
 from ingest.scorer import ScorerOptions, run_scorer  # noqa: E402
 from ingest.synthetic import Episode, FeedConfig, generate  # noqa: E402
 from models.artifact import DEFAULT_MODEL_DIR  # noqa: E402
-from monitor.aggregate.aggregator import Aggregator  # noqa: E402
-from monitor.aggregate.records import from_message  # noqa: E402
 from monitor.config import AggregatorSettings, Settings  # noqa: E402
 from monitor.store.alert_tables import alert_events  # noqa: E402
 from monitor.store.db import open_store  # noqa: E402
 from tests.alert_helpers import MIN, Mailbox, make_service, run_clock  # noqa: E402
-from tests.kafka_helpers import fresh_topics, read_topic  # noqa: E402
+from tests.kafka_helpers import fresh_topics  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -104,9 +103,9 @@ def test_burst_through_the_whole_pipeline_gives_one_grouped_email_and_one_resolv
                                               group_id=f"scorers.{kafka.topics.raw}")
         stats = run_scorer(kafka, engine, model, options)
         assert stats.scored == report.produced > 500 and stats.deadlettered == 0
-        aggregator = Aggregator(engine, AggregatorSettings())
-        aggregator.add(from_message(r.value) for r in read_topic(broker.bootstrap, kafka.topics.scored))
-        aggregator.finish()
+        settings = Settings(kafka=kafka, aggregator=AggregatorSettings(group_id=f"aggregators.{kafka.topics.scored}"))
+        aggregated = run_aggregator(kafka, engine, settings, max_idle_s=2.0)
+        assert aggregated.consumed == stats.scored
 
     mailbox = Mailbox(tmp_path / "mail")
     try:
