@@ -1,18 +1,21 @@
 """Engine creation and schema migration, for SQLite (default, WAL mode) and PostgreSQL.
 
 The schema is versioned: ``MIGRATIONS[i]`` brings a database from version ``i`` to ``i + 1`` and runs
-once, inside a transaction, recorded in ``schema_version``. Every process calls :func:`open_store`
-at start, so a new release migrates the store by itself; concurrent starts are safe because a
-migration that finds its version already recorded does nothing.
+once, inside a transaction, recorded in ``schema_version``. Tables that a release adds need no
+migration step: ``create_all`` (which skips existing tables) runs at every start. Changes to existing
+tables do. Every process calls :func:`open_store` at start, so a new release migrates the store by
+itself; concurrent starts are safe because a migration that finds its version already recorded does
+nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, insert, inspect, select
+from sqlalchemy import Engine, create_engine, event, insert, select, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
@@ -63,30 +66,46 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:  # WAL: readers (dashboard) never block the writer
+            # pysqlite's own transaction handling commits before DDL and begins lazily; SQLAlchemy's
+            # recipe: switch it off and emit BEGIN ourselves, so every transaction is a real one.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
+        @event.listens_for(engine, "begin")
+        def _begin(conn) -> None:
+            # IMMEDIATE takes the write lock up front (waiting busy_timeout), for work that must not race.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("immediate") else "BEGIN")
+
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
+_MIGRATION_LOCK = 7243001  # any constant: PostgreSQL advisory lock shared by every monitor process
+
+
+@contextmanager
+def _locked(engine: Engine) -> Iterator[Connection]:
+    """A transaction that no other process migrating the same store runs at the same time."""
+    with engine.connect() as conn, conn.execution_options(immediate=True).begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
+        yield conn
+
+
 def migrate(engine: Engine) -> int:
-    with engine.begin() as conn:
-        if not inspect(conn).has_table(schema_version.name):
-            schema_version.create(conn)
+    with _locked(engine) as conn:
+        schema_version.create(conn, checkfirst=True)
         done = set(conn.execute(select(schema_version.c.version)).scalars())
-    for number, step in enumerate(MIGRATIONS, start=1):
-        if number in done:
-            continue
-        with engine.begin() as conn:
-            if conn.execute(select(schema_version.c.version).where(schema_version.c.version == number)).first():
-                continue
-            log.info("migrating the store to schema version %d", number)
-            step(conn)
-            conn.execute(insert(schema_version).values(version=number, applied_at=utcnow()))
+        for number, step in enumerate(MIGRATIONS, start=1):
+            if number not in done:
+                log.info("migrating the store to schema version %d", number)
+                step(conn)
+                conn.execute(insert(schema_version).values(version=number, applied_at=utcnow()))
+        metadata.create_all(conn)  # tables added since: created, existing ones untouched
     return SCHEMA_VERSION
 
 
