@@ -128,6 +128,13 @@ class LoopStats:
     scored: int = 0
     deadlettered: int = 0
     batches: int = 0
+    first_batch_at: float | None = None  # time.monotonic() when the first batch began
+    last_batch_at: float | None = None  # ... and when the last one was committed
+
+    @property
+    def active_s(self) -> float:
+        """First batch to last commit: the path's own time, without group join and idle waits."""
+        return (self.last_batch_at or 0.0) - (self.first_batch_at or 0.0)
 
 
 class StopRequested(Exception):
@@ -236,12 +243,13 @@ def score(scorer: Scorer, items: list[Item], received_at: datetime, options: Sco
 def _scored_post(item: Item, pred: Prediction, version: str, received_at: datetime, scored_at: datetime) -> ScoredPost:
     post, e = item.post, item.enrichment
     assert e is not None and post.created_at is not None
+    scores = Scores(negative=float(pred.scores["negative"]), neutral=float(pred.scores["neutral"]),
+                    positive=float(pred.scores["positive"]))
     return ScoredPost(
         id=post.id, text=post.text, source=post.source, created_at=post.created_at, received_at=received_at,
         lang=e.lang, lang_declared=e.lang_declared, lang_confidence=e.lang_confidence, author=post.author,
-        url=post.url, tickers=e.tickers, meta=post.meta, label=pred.label,
-        scores=Scores(negative=pred.scores["negative"], neutral=pred.scores["neutral"], positive=pred.scores["positive"]),
-        score=pred.score, model_version=version, scored_at=scored_at, dedup_key=e.dedup_key,
+        url=post.url, tickers=list(e.tickers), meta=post.meta, label=pred.label, scores=scores,
+        score=float(pred.score), model_version=version, scored_at=scored_at, dedup_key=e.dedup_key,
         notes=[*item.notes, *e.notes],
     )
 
@@ -365,17 +373,24 @@ class ScorerLoop:
 
     def process(self, records: list[ConsumerRecord]) -> tuple[list[ScoredPost], list[DeadLetter]]:
         """preprocess -> score -> store -> produce -> commit, for one polled batch."""
-        t0 = time.perf_counter()
+        t0, begun = time.perf_counter(), time.monotonic()
         received_at = utcnow()
-        items, dead = preprocess(records, received_at, self.options)
-        items, refused = score(self.scorer, items, received_at, self.options)
+        with metrics.STAGE_SECONDS.labels("preprocess").time():
+            items, dead = preprocess(records, received_at, self.options)
+        with metrics.STAGE_SECONDS.labels("score").time():
+            items, refused = score(self.scorer, items, received_at, self.options)
         dead += refused
-        items, refused = self.store(items)
+        with metrics.STAGE_SECONDS.labels("store").time():
+            items, refused = self.store(items)
         dead += refused
         scored = [i.scored for i in items if i.scored is not None]
-        self.produce(scored, dead)
-        self.commit(records)
+        with metrics.STAGE_SECONDS.labels("produce").time():
+            self.produce(scored, dead)
+        with metrics.STAGE_SECONDS.labels("commit").time():
+            self.commit(records)
         self._count(len(records), scored, dead, time.perf_counter() - t0)
+        self.stats.first_batch_at = self.stats.first_batch_at or begun
+        self.stats.last_batch_at = time.monotonic()
         return scored, dead
 
     def store(self, items: list[Item]) -> tuple[list[Item], list[DeadLetter]]:

@@ -97,7 +97,20 @@ def _one_line(exc: ValidationError) -> str:
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
-def _repair_fields(obj: dict[str, Any], options: ValidationOptions, notes: list[str]) -> None:
+def _is_web_link(url: str) -> bool:
+    """http(s) with a host; the common case is decided without parsing."""
+    head = url[:8].lower()
+    if head.startswith("https://") or head.startswith("http://"):
+        rest = url[8:] if head.startswith("https://") else url[7:]
+        return bool(rest) and rest[0] not in "/?#"
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+def _repair_fields(obj: dict[str, Any], message_bytes: int, options: ValidationOptions, notes: list[str]) -> None:
     """Repairs that must happen before the schema sees the object (it would refuse them)."""
     text = obj.get("text")
     if isinstance(text, str) and len(text) > options.max_text_chars:
@@ -109,19 +122,14 @@ def _repair_fields(obj: dict[str, Any], options: ValidationOptions, notes: list[
         notes.append(f"declared lang {str(lang)[:16]!r} is unusable: detected instead")
     url = obj.get("url")
     if isinstance(url, str) and url:
-        try:
-            parts = urlsplit(url.strip())
-            safe = parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
-        except ValueError:
-            safe = False
-        if not safe:
+        if not _is_web_link(url):
             obj["url"] = None
             notes.append(f"url {url[:40]!r} dropped: only http(s) links are kept")
         elif len(url) > MAX_SHORT_FIELD:
             obj["url"] = None
             notes.append(f"url of {len(url)} characters dropped (limit {MAX_SHORT_FIELD})")
     meta = obj.get("meta")
-    if isinstance(meta, dict) and meta:
+    if isinstance(meta, dict) and meta and message_bytes > MAX_META_BYTES:  # a small message has a small meta
         size = len(json.dumps(meta, ensure_ascii=False, default=str).encode("utf-8", "replace"))
         if size > MAX_META_BYTES:
             obj["meta"] = {}
@@ -168,7 +176,7 @@ def validate_message(value: bytes | None, received_at: datetime, options: Valida
         obj, replaced = _clean(obj)
         if replaced:
             notes.append(f"{replaced} NUL or invalid characters removed or replaced")
-    _repair_fields(obj, options, notes)
+    _repair_fields(obj, len(value), options, notes)
     try:
         post = RawPost.model_validate(obj)
     except ValidationError as exc:

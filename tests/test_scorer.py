@@ -276,3 +276,18 @@ def test_rows_the_database_refuses_are_dead_lettered_and_the_loop_goes_on(kafka,
     assert {d.stage for d in dead} == {"store"} and all("too long" in d.error for d in dead)
     assert committed_total(kafka, options(kafka).group_id) == 4
     engine.dispose()
+
+
+def test_metrics_are_served_over_http(kafka, sqlite_engine, tiny_scorer):
+    import urllib.request
+
+    from ingest.metrics import serve_metrics
+
+    port = serve_metrics(0)
+    produce(kafka.bootstrap, kafka.topics.raw, valid_posts(3) + [b"not json"])
+    run_scorer(kafka, sqlite_engine, tiny_scorer, options(kafka))
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    for name in ("monitor_scorer_consumed_total", "monitor_scorer_scored_total", 'monitor_scorer_deadlettered_total{stage="decode"}',
+                 "monitor_scorer_batch_seconds_bucket", "monitor_scorer_lag{", "monitor_scorer_store_retries_total",
+                 'monitor_scorer_stage_seconds_count{stage="store"}'):
+        assert name in body, name
