@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, get_args
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -56,7 +56,7 @@ from monitor.store.posts import upsert_posts
 
 log = logging.getLogger(__name__)
 
-LABELS = ("negative", "neutral", "positive")
+LABELS = get_args(ScoredPost.model_fields["label"].annotation)  # the contract's labels
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -100,8 +100,7 @@ class ScorerOptions(BaseModel):
         values = dict(raw_topic=k.topics.raw, scored_topic=k.topics.scored, deadletter_topic=k.topics.deadletter,
                       group_id=s.group_id, batch_size=s.batch_size, poll_timeout_ms=s.poll_timeout_ms,
                       model_retries=s.model_retries, store_retry_max_s=s.store_retry_max_s,
-                      validation=ValidationOptions(max_text_chars=s.max_text_chars,
-                                                   max_future_skew_s=s.max_future_skew_s),
+                      validation=ValidationOptions.from_settings(s),
                       max_message_bytes=k.max_request_bytes)
         return cls.model_validate({**values, **overrides})
 

@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, ValidationError
 
+from monitor.config import ScorerSettings
 from monitor.schemas import MAX_SHORT_FIELD, RawPost
 
 MAX_META_BYTES = 64 * 1024
@@ -45,6 +46,10 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 class ValidationOptions(BaseModel):
     max_text_chars: int = Field(10_000, ge=16)
     max_future_skew_s: float = Field(300.0, ge=0)
+
+    @classmethod
+    def from_settings(cls, scorer: ScorerSettings) -> "ValidationOptions":
+        return cls(max_text_chars=scorer.max_text_chars, max_future_skew_s=scorer.max_future_skew_s)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,9 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "started and its address printed.")
     p.add_argument("--model", type=Path, help="model directory (default: MONITOR_SCORER_MODEL_PATH or the shipped model)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: MONITOR_SCORER_DEVICE, else a GPU if present)")
-    p.add_argument("--batch-size", type=int, help="records per batch (default MONITOR_SCORER_BATCH_SIZE, 256)")
+    p.add_argument("--batch-size", type=_positive(int), help="records per batch (default MONITOR_SCORER_BATCH_SIZE, 256)")
     p.add_argument("--group", help="consumer group (default MONITOR_SCORER_GROUP_ID)")
-    p.add_argument("--max-idle-s", type=float, metavar="S",
+    p.add_argument("--max-idle-s", type=_positive(float), metavar="S",
                    help="exit 0 after S seconds without records (drain the topic and stop)")
     p.set_defaults(handler=_score)
 
@@ -51,14 +51,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--file", type=Path, metavar="POSTS.jsonl", help="one JSON post per line")
     source.add_argument("--synthetic", action="store_true", help="the synthetic multilingual feed, in real time")
-    p.add_argument("--rate", type=float, metavar="N", help="messages per second (file: default as fast as possible; "
+    p.add_argument("--rate", type=_positive(float), metavar="N", help="messages per second (file: default as fast as possible; "
                    "synthetic: steady posts per second, default 20, episodes add more)")
-    p.add_argument("--duration", type=float, metavar="S", help="synthetic: stop after S seconds (default: until Ctrl-C)")
+    p.add_argument("--duration", type=_positive(float), metavar="S", help="synthetic: stop after S seconds (default: until Ctrl-C)")
     p.add_argument("--seed", type=int, default=7, help="synthetic: random seed (default 7)")
     p.add_argument("--topic", help="topic to send to (default: the raw topic, MONITOR_KAFKA_TOPICS)")
     p.add_argument("--skip-invalid", action="store_true", help="file: drop lines the scorer would dead-letter")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_produce)
+
+
+def _positive(kind: type):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive (got {text})")
+        return value
+
+    return parse
 
 
 @contextmanager
@@ -147,17 +160,14 @@ def _produce(args: argparse.Namespace) -> int:
     if not kafka.bootstrap:
         raise UserError("monitor produce needs a running cluster: set MONITOR_KAFKA_BOOTSTRAP (start an embedded one "
                         "with `monitor broker`, which prints it)")
-    if args.rate is not None and args.rate <= 0:
-        raise UserError(f"--rate must be positive (got {args.rate})")
     topic = args.topic or kafka.topics.raw
     ensure_topics(kafka, [topic])
     report = feed.ProduceReport()
     if args.file:
         if not args.file.exists():
             raise UserError(f"--file {args.file} does not exist")
-        options = ValidationOptions(max_text_chars=settings.scorer.max_text_chars,
-                                    max_future_skew_s=settings.scorer.max_future_skew_s)
-        messages = feed.file_messages(args.file, skip_invalid=args.skip_invalid, options=options, report=report)
+        messages = feed.file_messages(args.file, skip_invalid=args.skip_invalid,
+                                      options=ValidationOptions.from_settings(settings.scorer), report=report)
         total, rate = feed.count_lines(args.file), args.rate
     else:
         from ingest.synthetic import FeedConfig, paced
