@@ -39,14 +39,15 @@ START = datetime(2026, 1, 5, 0, 0, tzinfo=timezone.utc)
 
 
 def scenario(seed: int = 1, hours: float = 8.0, rate: float = 20.0, **feed: object) -> FeedConfig:
-    """Steady traffic, then one episode of each kind, the first after ``hours * 3/8`` of warm-up."""
-    h = hours * 3600 / 8  # the default layout on an 8-hour day, scaled
+    """Steady traffic for the first 3/8 of the time, then one episode of each kind (starts scale with
+    ``hours``, durations do not: 15 min burst, 15 min spike, 60 min drift, 20 min crisis)."""
+    h = hours * 3600 / 8  # starts laid out on an 8-hour day, scaled
     episodes = [
         Episode(name="burst-de-siemens", kind="negative_burst", offset_s=3.0 * h, duration_s=900,
                 tickers=["SIE.DE"], langs=["de"], negative_share=0.8, volume_factor=3),
         Episode(name="spike-ja-toyota", kind="volume_spike", offset_s=3.8 * h, duration_s=900,
                 tickers=["7203.T"], langs=["ja"], volume_factor=5),
-        Episode(name="drift-zh-moutai", kind="drift", offset_s=4.6 * h, duration_s=1.2 * h,
+        Episode(name="drift-zh-moutai", kind="drift", offset_s=4.6 * h, duration_s=3600,
                 tickers=["600519.SS"], langs=["zh"], negative_share=0.7),
         Episode(name="crisis-tesla", kind="crisis", offset_s=6.4 * h, duration_s=1200, tickers=["TSLA"],
                 langs=["en", "de", "zh", "es", "fr"], negative_share=0.8, volume_factor=3),

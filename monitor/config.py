@@ -110,7 +110,7 @@ class AggregatorSettings(BaseSettings):
     flush_interval_s: float = Field(1.0, gt=0, description="longest time between store writes (and offset commits)")
     evaluation_delay_s: float = Field(5.0, ge=0, description="event time after a window's end before it is first scored")
     warmup_windows: int = Field(6, ge=2, description="past windows needed before a series is scored at all")
-    ewma_alpha: float = Field(0.3, gt=0, le=1, description="weight of the newest window in the EWMA chart")
+    ewma_alpha: float = Field(0.2, gt=0, le=1, description="weight of the newest window in the EWMA chart")
     seasonality: Literal["none", "hour_of_week"] = Field("none", description="hour_of_week: baseline from the same hour in past weeks")
     season_weeks: int = Field(4, ge=1, le=52)
     risk_language_z: float = Field(2.5, gt=0, description="sentiment z at which a language counts as turned negative")

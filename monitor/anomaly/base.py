@@ -39,3 +39,12 @@ def robust_center_spread(values: Sequence[float], floor: float) -> tuple[float, 
     center = median(values)
     mad = median([abs(v - center) for v in values])
     return center, max(MAD_TO_SD * mad, floor)
+
+
+def trimmed_mean(values: Sequence[float], cut: float = 0.2) -> float:
+    """Mean of the middle values (``cut`` of them dropped at each end): robust to a few outliers
+    like the median, but continuous, so small counts do not make it jump by whole steps."""
+    s = sorted(values)
+    k = int(len(s) * cut)
+    middle = s[k : len(s) - k] or s
+    return sum(middle) / len(middle)

@@ -71,10 +71,12 @@ class Evaluator:
                 observed = metric.observe(now, self.min_volume)
                 if observed is None:
                     continue
-                history = self._history(metric, own, alive, candidates)
+                history, volumes = self._history(metric, own, alive, candidates)
                 if not history:
                     continue
-                floor = metric.floor(metric.unstable(median(history)), now.unique)
+                # Noise of the busier of this window and a typical one: a MAD of a few windows can
+                # undershoot, and a window busier than usual must not shrink the floor under them.
+                floor = metric.floor(metric.unstable(median(history)), min(now.unique, int(median(volumes))))
                 for detector in self.detectors:
                     finding = detector.score(history, observed, floor)
                     if finding is None:
@@ -86,15 +88,18 @@ class Evaluator:
         return out
 
     def _history(self, metric: Metric, own: Mapping[int, Point], alive: set[int],
-                 candidates: Sequence[Sequence[int]]) -> list[float]:
-        """Baseline values, from the first candidate baseline that is warm enough (else the last)."""
+                 candidates: Sequence[Sequence[int]]) -> tuple[list[float], list[int]]:
+        """Baseline values and their windows' volumes, from the first candidate baseline that is
+        warm enough (else the last)."""
         values: list[float] = []
+        volumes: list[int] = []
         for slots in candidates:
             if metric.needs_volume:
-                values = [v for slot in slots if slot in own
-                          if (v := metric.observe(own[slot], self.min_volume)) is not None]
+                points = [own[slot] for slot in slots if slot in own and own[slot].unique >= self.min_volume]
             else:
-                values = [metric.stable(metric.raw(own.get(slot, EMPTY))) for slot in slots if slot in alive]
+                points = [own.get(slot, EMPTY) for slot in slots if slot in alive]
+            values = [metric.stable(metric.raw(p)) for p in points]
+            volumes = [p.unique for p in points]
             if len(values) >= self.min_history:
-                return values
-        return values
+                break
+        return values, volumes
