@@ -140,16 +140,17 @@ class FeedConfig(BaseModel):
 
     @classmethod
     def demo(cls, start: datetime | None = None, seed: int = 7, rate: float = 20.0) -> "FeedConfig":
-        """A live demo: steady traffic, then one episode of each kind within the first 45 minutes."""
+        """A live demo at 20 posts/s: ten steady minutes (baselines warm up), then one episode of each
+        kind within the first 50 minutes, each strong enough to be seen at that volume."""
         episodes = [
-            Episode(name="burst-de-siemens", kind="negative_burst", offset_s=300, duration_s=300,
-                    tickers=["SIE.DE"], langs=["de"], negative_share=0.85, volume_factor=3),
-            Episode(name="spike-ja-toyota", kind="volume_spike", offset_s=720, duration_s=240,
+            Episode(name="burst-de-siemens", kind="negative_burst", offset_s=600, duration_s=300,
+                    tickers=["SIE.DE"], langs=["de"], negative_share=0.85, volume_factor=4),
+            Episode(name="spike-ja-toyota", kind="volume_spike", offset_s=1080, duration_s=240,
                     tickers=["7203.T"], langs=["ja"], volume_factor=6),
-            Episode(name="crisis-tesla", kind="crisis", offset_s=1080, duration_s=420, tickers=["TSLA"],
+            Episode(name="crisis-tesla", kind="crisis", offset_s=1500, duration_s=420, tickers=["TSLA"],
                     langs=["en", "de", "zh", "es", "fr"], negative_share=0.85, volume_factor=4),
-            Episode(name="drift-zh-moutai", kind="drift", offset_s=1620, duration_s=1080,
-                    tickers=["600519.SS"], langs=["zh"], negative_share=0.75, volume_factor=1.5),
+            Episode(name="drift-zh-moutai", kind="drift", offset_s=2100, duration_s=900,
+                    tickers=["600519.SS"], langs=["zh"], negative_share=0.8, volume_factor=2),
         ]
         return cls(seed=seed, start=start, rate=rate, episodes=episodes)
 

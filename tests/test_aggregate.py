@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from ingest.synthetic import FeedConfig, generate, scored_stand_in
+from ingest.synthetic import Episode, FeedConfig, generate, scored_stand_in
 from monitor.aggregate import Aggregator, backfill, from_scored
 from monitor.aggregate.records import from_message
 from monitor.config import AggregatorSettings
@@ -55,12 +55,13 @@ def agg_row(engine, window_s: int, kind: str, key: str, start: datetime) -> dict
 def live(engine, posts, *, batch: int = 50, settings=SETTINGS, group: str | None = "g", store_first: bool = True):
     """Like the consumer: the scorer stores each batch, then the aggregator adds and flushes it."""
     agg = Aggregator(engine, settings, group_id=group)
+    agg.late_total = 0  # type: ignore[attr-defined]
     for i in range(0, len(posts), batch):
         chunk = posts[i : i + batch]
         if store_first:
             upsert_posts(engine, chunk)
         agg.add([from_scored(p) for p in chunk], ("posts.scored", 0))
-        agg.flush()
+        agg.late_total += agg.flush().late  # type: ignore[attr-defined]
     return agg
 
 
@@ -140,17 +141,20 @@ def test_late_posts_within_and_beyond_lateness(engine):
 
 
 def test_out_of_order_restart_and_backfill_agree(engine):
-    config = FeedConfig.demo(start=T0).model_copy(update={"duration_s": 1500.0, "rate": 6, "duplicate_share": 0.15})
+    burst = Episode(name="b", kind="crisis", offset_s=600, duration_s=240, tickers=["TSLA"], langs=["en", "de"],
+                    negative_share=0.9, volume_factor=5)
+    config = FeedConfig(seed=2, start=T0, duration_s=960.0, rate=4, duplicate_share=0.15, episodes=[burst])
     ordered = list(scored_stand_in(generate(config), seed=2))
     rng = random.Random(5)
-    blocks = [ordered[i : i + 300] for i in range(0, len(ordered), 300)]  # shuffled within ~50 s
+    blocks = [ordered[i : i + 600] for i in range(0, len(ordered), 600)]  # shuffled within ~150 s: some beyond lateness
     for b in blocks:
         rng.shuffle(b)
     stream = [p for b in blocks for p in b]
     half = len(stream) // 2
-    live(engine, stream[:half], batch=200)
-    live(engine, stream[half - 200 :], batch=200)  # crash before the last commit: that batch comes again
-    ended = T0 + timedelta(minutes=24)  # live, event time never passed the last windows: only backfill scores them
+    first = live(engine, stream[:half], batch=200)
+    second = live(engine, stream[half - 200 :], batch=200)  # crash before the last commit: that batch comes again
+    assert first.late_total + second.late_total > 0  # some posts came after their window had closed
+    ended = T0 + timedelta(minutes=15)  # live, event time never passed the last windows: only backfill scores them
 
     def scored(table):
         return [r for r in rows(engine, table) if dict(r)["window_start"] + timedelta(seconds=dict(r)["window_s"]) <= ended]
@@ -163,7 +167,7 @@ def test_out_of_order_restart_and_backfill_agree(engine):
         assert rows(engine, t) == got[t.name], t.name
     for t in (anomalies, risk_scores):
         assert scored(t) == got_scored[t.name], t.name
-    assert len(got_scored["anomalies"]) > 20, "the demo episodes should give anomalies to compare"
+    assert len(got_scored["anomalies"]) > 10, "the episode should give anomalies to compare"
 
 
 def test_backfill_from_the_middle_keeps_straddling_windows_whole(engine):

@@ -12,9 +12,10 @@ Rules, chosen to be strict where it matters to an analyst:
   delay, in event time (when the anomaly could first be written);
 * an anomaly is *explained* when its series contains an episode's posts (``all``, ``source``, the
   episode's language, ticker or ticker x language), its window overlaps the episode or follows it
-  by at most ``grace_windows`` windows (the EWMA chart needs a few windows to settle), and its
-  metric fits the episode (no sentiment anomaly is explained by a pure volume spike). Anything else
-  is a *false alarm*; precision is explained anomalies over all anomalies.
+  by at most ``grace_windows`` windows (the robust z; the EWMA chart remembers about
+  ``ewma_grace_windows`` windows, and keeps seeing an episode that long after it), and its metric
+  fits the episode (no sentiment anomaly is explained by a pure volume spike). Anything else is a
+  *false alarm*; precision is explained anomalies over all anomalies.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ class Scorecard:
 
 
 def score(anomalies: Iterable[Mapping[str, Any]], episodes: Sequence[TrueEpisode], *, evaluation_delay_s: float = 0.0,
-          grace_windows: int = 3) -> Scorecard:
+          grace_windows: int = 2, ewma_grace_windows: int = 10) -> Scorecard:
     """``anomalies``: rows of the ``anomalies`` table (dicts with its columns)."""
     rows = sorted(anomalies, key=lambda r: (r["window_end"], r["window_s"]))
     results = {e.name: EpisodeResult(e, False, None, None, 0) for e in episodes}
@@ -92,9 +93,10 @@ def score(anomalies: Iterable[Mapping[str, Any]], episodes: Sequence[TrueEpisode
     false_alarms = []
     for row in rows:
         start, end, size = row["window_start"], row["window_end"], row["window_s"]
+        grace = timedelta(seconds=(ewma_grace_windows if row["detector"] == "ewma" else grace_windows) * size)
         owner = None
         for e in episodes:
-            overlaps = start < e.end + timedelta(seconds=grace_windows * size) and end > e.start
+            overlaps = start < e.end + grace and end > e.start
             if overlaps and row["metric"] in e.metrics() and e.contains(row["series_kind"], row["series_key"]):
                 owner = e
                 break
