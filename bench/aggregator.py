@@ -12,7 +12,10 @@ Both wall-clock and CPU time (``time.process_time``) are reported: on a shared m
 figure is the steadier one.
 
     .venv/bin/python bench/aggregator.py                      # SQLite in a temporary directory
-    .venv/bin/python bench/aggregator.py --posts 500000 --store postgresql://postgres@127.0.0.1/test
+    .venv/bin/python bench/aggregator.py --posts 500000 --postgres postgresql://postgres@127.0.0.1/test
+
+With ``--postgres URL`` a scratch database is created on that server (URL: any database to connect
+to for ``CREATE DATABASE``) and dropped afterwards; nothing is written to the database named.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ import resource
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -48,13 +54,31 @@ class Clock:
         self.cpu += time.process_time() - self._c
 
 
+@contextmanager
+def scratch_store(postgres: str | None, tmp: str) -> Iterator[str]:
+    if postgres is None:
+        yield f"sqlite:///{tmp}/bench.db"
+        return
+    import psycopg
+
+    name = f"bench_aggregator_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{postgres.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(postgres, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--posts", type=int, default=300_000)
     parser.add_argument("--rate", type=float, default=100.0, help="feed posts per simulated second")
     parser.add_argument("--batch", type=int, default=2000, help="posts per poll (MONITOR_AGGREGATOR_BATCH_SIZE)")
     parser.add_argument("--flush-every", type=int, default=20_000, help="posts between store writes")
-    parser.add_argument("--store", help="database URL (default: SQLite in a temporary directory)")
+    parser.add_argument("--postgres", metavar="URL", help="PostgreSQL server to create a scratch database on "
+                        "(default: SQLite in a temporary directory)")
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
 
@@ -63,8 +87,7 @@ def main() -> int:
                       duration_s=args.posts / args.rate * 1.05)
     posts = list(scored_stand_in(generate(feed), seed=args.seed))[: args.posts]
     messages = [p.model_dump_json().encode() for p in posts]
-    with tempfile.TemporaryDirectory() as tmp:
-        url = args.store or f"sqlite:///{tmp}/bench.db"
+    with tempfile.TemporaryDirectory() as tmp, scratch_store(args.postgres, tmp) as url:
         engine = open_store(url)
         aggregator = Aggregator(engine, AggregatorSettings(batch_size=args.batch))
         decode, add, flush = Clock(), Clock(), Clock()

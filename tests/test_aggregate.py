@@ -225,3 +225,31 @@ def test_windows_that_end_while_down_are_scored_after_a_restart(engine):
     blank = Aggregator(engine, SETTINGS, group_id="other-group")  # nothing stored for it: starts from its posts
     blank.add([from_scored(post(500))], ("posts.scored", 0))
     assert blank.flush().windows_scored == 0
+
+
+def test_anomalies_carry_their_posts_are_updated_in_place_and_withdrawn(engine):
+    settings = AggregatorSettings(windows_s=[60], allowed_lateness_s=600, warmup_windows=6)
+    rng = random.Random(3)
+    steady = [post(m * 60 + s, label=rng.choice(["negative", "neutral", "neutral", "positive"]), tickers=("ACME",))
+              for m in range(12) for s in range(0, 60, 3)]  # 20 posts a minute, 12 minutes
+    burst = [post(12 * 60 + s, label="negative", tickers=("ACME",), score=-0.5 - s / 200) for s in range(60)]
+    after = [post(13 * 60 + 30, tickers=("ACME",))]  # moves event time past the burst minute
+    agg = live(engine, steady + burst + after, batch=40, settings=settings)
+
+    def found():
+        with engine.connect() as conn:
+            return {(r.metric, r.detector): r for r in conn.execute(select(anomalies).where(
+                anomalies.c.series_kind == "ticker", anomalies.c.series_key == "ACME"))}
+
+    first = found()
+    share = first[("share_negative", "robust_z")]
+    assert share.window_start == T0 + timedelta(minutes=12) and share.direction == "up" and share.volume == 60
+    assert share.post_ids == [p.id for p in sorted(burst, key=lambda p: p.score)][:50]  # the most negative first
+    assert first[("volume", "robust_z")].post_ids == [p.id for p in burst][:50]  # the earliest first
+    agg.flush()  # scoring again changes nothing: same rows, same ids
+    assert {k: r.id for k, r in found().items()} == {k: r.id for k, r in first.items()}
+    dilute = [post(12 * 60 + 1 + s / 10, label="positive", tickers=("ACME",)) for s in range(400)]
+    upsert_posts(engine, dilute)
+    agg.add([from_scored(p) for p in dilute], ("posts.scored", 0))
+    agg.flush()  # late posts: the window is no longer negative
+    assert ("share_negative", "robust_z") not in found() and ("volume", "robust_z") in found()

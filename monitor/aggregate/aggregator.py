@@ -241,17 +241,17 @@ class Aggregator:
             state = self.windows.get(key) or self._open(key)
             scores = self.evaluator.score_window(points, start, size, present)
             threshold, min_volume = self.settings.z_threshold, self.settings.min_volume
-            rows = [self._anomaly_row(s, key, state, now) for s in scores
-                    if s.badness >= threshold and s.volume >= min_volume]
+            found_here = [s for s in scores if s.badness >= threshold and s.volume >= min_volume]
+            posts = state.unique_posts({s.series for s in found_here})
+            rows = [self._anomaly_row(s, key, posts[s.series], now) for s in found_here]
             write_anomalies(conn, key, set(present), rows)
             write_risk(conn, self._risk_rows(scores, present, key, now))
             scored += 1
             found += len(rows)
         return scored, found
 
-    def _anomaly_row(self, s: Score, key: WindowKey, state: WindowState, now: datetime) -> dict:
+    def _anomaly_row(self, s: Score, key: WindowKey, posts: list[Contribution], now: datetime) -> dict:
         size, start = key
-        posts = list(state.unique_posts(s.series))
         if s.metric in SENTIMENT:
             drivers = sorted((c for c in posts if c.label == 0), key=lambda c: (c.score_q, c.rank))
         else:

@@ -13,7 +13,7 @@ post costs one lookup per window, not one per series.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable
 
 from monitor.aggregate.dedup import StoryIndex
 from monitor.aggregate.records import Contribution, PartKey, Series
@@ -122,8 +122,19 @@ class WindowState:
         self._dirty.clear()
         return [(pk, list(self.parts[pk])) for pk in keys]
 
-    def unique_posts(self, series: Series) -> Iterator[Contribution]:
-        kind, key = series
+    def unique_posts(self, series: Iterable[Series]) -> dict[Series, list[Contribution]]:
+        """The unique posts of each of these series (one pass over the window)."""
+        wanted = {(kind, key): [] for kind, key in series}
+        if not wanted:
+            return {}
+        kinds = {kind for kind, _ in wanted}
+        copies = self.stories.copies
         for c in self.posts.values():
-            if (kind, key, c.lang) in c.parts and self.stories.is_unique(c):
-                yield c
+            if c.id in copies:
+                continue
+            for kind, key, _lang in c.parts:
+                if kind in kinds:
+                    found = wanted.get((kind, key))
+                    if found is not None:
+                        found.append(c)
+        return wanted
