@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from ingest.synthetic import Episode, FeedConfig, generate, scored_stand_in  # noqa: E402
 from monitor.aggregate import Aggregator, from_scored  # noqa: E402

@@ -72,7 +72,8 @@ def test_episodes_change_their_cells_only_while_active():
     assert len(inside) > 2.5 * len(before)  # same length of time, four times the rate
     share = sum(p.meta["synthetic"]["intended_label"] == "negative" for p in inside) / len(inside)
     assert share > 0.8
-    assert not any(p.meta["synthetic"]["episode"] for p in posts if p not in cell)
+    in_cell = {p.id for p in cell}
+    assert not any(p.meta["synthetic"]["episode"] for p in posts if p.id not in in_cell)
 
 
 def test_drift_ramps_and_spike_keeps_the_mix():
