@@ -11,8 +11,9 @@ Failure modes, and what happens:
 
 * a message that is not a scored post (not JSON, missing ``created_at``...): dead-lettered with the
   reason (stage ``validate``, on ``posts.deadletter``); the batch goes on.
-* the store is down: the write is retried with capped back-off, nothing committed, no new records
-  taken (the consumer stays in its group, polling with every partition paused).
+* the store is down (writing, or reading a window to rebuild): retried with capped back-off,
+  nothing committed, no new records taken (the consumer stays in its group, polling with every
+  partition paused); the changes stay pending in memory and are written once it is back.
 * a rebalance: the pending (uncommitted) batch is dropped, for the new owner re-reads it, and so
   are the in-memory windows, since the new assignment may carry other languages: they are rebuilt
   from the store as needed.
@@ -25,7 +26,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -43,6 +46,7 @@ from monitor.store.db import StoreUnavailable
 
 log = logging.getLogger(__name__)
 RETRY_INITIAL_S = 0.5
+T = TypeVar("T")
 
 
 @dataclass
@@ -150,7 +154,7 @@ class AggregateLoop:
                 continue
             by_partition.setdefault((r.topic, r.partition), []).append(c)
         for partition, batch in by_partition.items():
-            self.aggregator.add(batch, partition)
+            self._waiting_out_outages(lambda: self.aggregator.add(batch, partition))  # adding again is harmless
         if dead:
             self._produce_dead(dead)
         self.pending.extend(records)
@@ -159,15 +163,7 @@ class AggregateLoop:
         self.stats.deadlettered += len(dead)
 
     def flush_and_commit(self) -> None:
-        delay = RETRY_INITIAL_S
-        while True:
-            try:
-                report = self.aggregator.flush()
-                break
-            except StoreUnavailable as exc:
-                log.warning("store unavailable (%s); retrying in %.1f s, nothing committed", exc, delay)
-                self._back_off(delay)
-                delay = min(delay * 2, self.settings.scorer.store_retry_max_s)
+        report = self._waiting_out_outages(self.aggregator.flush)
         self._count(report)
         if not self.pending:  # revoked during a back-off: nothing of ours left to commit
             return
@@ -176,6 +172,17 @@ class AggregateLoop:
         except (CommitFailedError, IllegalGenerationError, RebalanceInProgressError) as exc:
             log.warning("commit refused after a rebalance (%s): the new owner re-reads the batch", exc)
         self.pending.clear()
+
+    def _waiting_out_outages(self, step: Callable[[], T]) -> T:
+        """``step()``, retried with capped back-off while the store is unavailable (nothing committed)."""
+        delay = RETRY_INITIAL_S
+        while True:
+            try:
+                return step()
+            except StoreUnavailable as exc:
+                log.warning("store unavailable (%s); retrying in %.1f s, nothing committed", exc, delay)
+                self._back_off(delay)
+                delay = min(delay * 2, self.settings.scorer.store_retry_max_s)
 
     def _produce_dead(self, dead) -> None:
         try:

@@ -135,3 +135,25 @@ def tiny_base_dir(tmp_path_factory, base_tokenizer_dir) -> Path:
     for item in base_tokenizer_dir.iterdir():
         shutil.copy(item, out / item.name)
     return out
+
+
+@pytest.fixture
+def store_outage():
+    """``with store_outage(pg_url):`` the database refuses every connection (existing ones are cut)."""
+    import contextlib
+
+    import psycopg
+
+    @contextlib.contextmanager
+    def outage(url: str):
+        db = url.rsplit("/", 1)[1]
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{db}" WITH ALLOW_CONNECTIONS false')
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
+        try:
+            yield
+        finally:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+                admin.execute(f'ALTER DATABASE "{db}" WITH ALLOW_CONNECTIONS true')
+
+    return outage

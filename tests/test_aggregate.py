@@ -15,7 +15,7 @@ from monitor.config import AggregatorSettings
 from monitor.enrich import dedup_key
 from monitor.schemas import ScoredPost, Scores
 from monitor.store.aggregate_tables import aggregate_parts, aggregates, anomalies, risk_scores
-from monitor.store.db import open_store
+from monitor.store.db import StoreUnavailable, open_store
 from monitor.store.posts import upsert_posts
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)
@@ -253,3 +253,30 @@ def test_anomalies_carry_their_posts_are_updated_in_place_and_withdrawn(engine):
     agg.add([from_scored(p) for p in dilute], ("posts.scored", 0))
     agg.flush()  # late posts: the window is no longer negative
     assert ("share_negative", "robust_z") not in found() and ("volume", "robust_z") in found()
+
+
+@pytest.mark.postgres
+@pytest.mark.faults
+def test_a_store_outage_loses_nothing(pg_url, store_outage):
+    engine = open_store(pg_url)
+    posts = [post(i * 5, label=["negative", "positive", "neutral"][i % 3]) for i in range(60)]
+    upsert_posts(engine, posts)
+    agg = Aggregator(engine, SETTINGS, group_id="g")
+    agg.add([from_scored(p) for p in posts[:30]], ("posts.scored", 0))
+    agg.flush()
+    agg.add([from_scored(p) for p in posts[30:]], ("posts.scored", 0))  # counted, not written yet
+    later = post(3700)  # in the next hour: no window in memory contains it
+    upsert_posts(engine, [later])
+    with store_outage(pg_url):
+        with pytest.raises(StoreUnavailable):
+            agg.flush()
+        with pytest.raises(StoreUnavailable):
+            agg.add([from_scored(later)], ("posts.scored", 0))  # a new window must be read from the store
+    agg.add([from_scored(later)], ("posts.scored", 0))  # the same batch again, as the consumer does
+    agg.flush()
+    written = rows(engine)
+    backfill(engine, SETTINGS, since=T0)
+    assert rows(engine) == written
+    assert agg_row(engine, 3600, "all", "*", T0)["count"] == 60
+    assert agg_row(engine, 3600, "all", "*", T0 + timedelta(hours=1))["count"] == 1
+    engine.dispose()

@@ -4,11 +4,12 @@ Event time and lateness. Each post counts in the windows of its ``created_at``. 
 latest ``created_at`` seen per Kafka partition (persisted, see ``aggregator_progress``); a post more
 than ``max_future_skew_s`` ahead of the wall clock (the scorer clamps those, but posts.scored is an
 open topic) still counts in its own window but never moves event time, so one bad clock cannot end
-every window at once. A window is *scored* (anomalies and
-risk) once event time passes its end by ``evaluation_delay_s``, and scored again whenever a later
-post changes it, together with the scored windows whose baselines it is part of. It stays in memory until ``allowed_lateness_s`` after its end; a post later than
-that is not lost: its window is rebuilt from the store (where the scorer put the post before
-publishing it), updated, written and scored again. Late posts are counted (``FlushReport.late``).
+every window at once. A window is *scored* (anomalies and risk) once event time passes its end by
+``evaluation_delay_s``, and scored again whenever a later post changes it, together with the scored
+windows whose baselines it is part of. It stays in memory until ``allowed_lateness_s`` after its
+end; a post later than that is not lost: its window is rebuilt from the store (where the scorer put
+the post before publishing it), updated, written and scored again. Late posts are counted
+(``FlushReport.late``).
 
 No double counting, across restarts too. A window's state is the *set* of its posts keyed by id
 (:class:`~monitor.aggregate.state.WindowState`), first loaded from the store when the window is
@@ -37,7 +38,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from monitor.aggregate.persist import (load_progress, load_window, read_points, refresh_aggregates, save_progress,
-                                       serialise_writers, write_anomalies, write_parts, write_risk)
+                                       serialise_writers, store_errors, write_anomalies, write_parts, write_risk)
 from monitor.aggregate.records import Contribution, Series
 from monitor.aggregate.state import WindowState
 from monitor.aggregate.windows import WindowKey, ending_between, to_datetime
@@ -103,7 +104,11 @@ class Aggregator:
         return max(known) if known else None
 
     def add(self, batch: Iterable[Contribution], partition: PartitionKey = LOCAL) -> int:
-        """Count posts into their windows; nothing is written until :meth:`flush`."""
+        """Count posts into their windows; nothing is written until :meth:`flush`.
+
+        A window touched for the first time is read from the store: if that fails
+        (:class:`~monitor.store.db.StoreUnavailable`), adding the same batch again is safe.
+        """
         if partition not in self._event_time:
             self._adopt(partition)
         et = self._event_time[partition]
@@ -174,27 +179,33 @@ class Aggregator:
         self._first_seen = None
 
     def flush(self) -> FlushReport:
-        """Write changed windows, score the windows that ended or changed after ending, in one transaction."""
+        """Write changed windows, score the windows that ended or changed after ending, in one transaction.
+
+        Raises :class:`~monitor.store.db.StoreUnavailable` if the store cannot take it; nothing is lost
+        then: the changes stay pending, and the next flush writes them.
+        """
         now = utcnow()
         clock = self.event_time
         parts_written = scored = found = 0
-        with self.engine.begin() as conn:
+        written = [state for state in self.windows.values() if state.dirty]
+        with store_errors("write aggregates"), self.engine.begin() as conn:
             serialise_writers(conn)
             if self.group_id is not None:
                 save_progress(conn, self.group_id, {p: t for p, t in self._event_time.items()
                                                     if p != LOCAL and t > -math.inf}, now)
             touched: dict[WindowKey, set[Series]] = {}
-            for key, state in list(self.windows.items()):
-                if state.dirty:
-                    parts = state.take_dirty()
-                    parts_written += len(parts)
-                    series = write_parts(conn, key, parts, now)
-                    refresh_aggregates(conn, key, series, now)
-                    touched[key] = series
+            for state in written:
+                parts = state.dirty_parts()
+                parts_written += len(parts)
+                series = write_parts(conn, state.key, parts, now)
+                refresh_aggregates(conn, state.key, series, now)
+                touched[state.key] = series
             for size, starts in self._due(clock, touched).items():
                 n_windows, n_found = self._score(conn, size, starts, now)
                 scored += n_windows
                 found += n_found
+        for state in written:  # committed: only now are the changes no longer pending
+            state.written()
         if clock is not None:
             self._scored_until = clock
         self._evict(clock)

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, text, tuple_
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from monitor.aggregate.records import ROW_COLUMNS, SCORE_SCALE, Contribution, PartKey, Series, from_row
 from monitor.aggregate.state import COUNT, NEGATIVE, NEUTRAL, POSITIVE, SCORE, UNIQUE
 from monitor.aggregate.windows import WindowKey, to_datetime
 from monitor.anomaly.metrics import Point
 from monitor.store.aggregate_tables import aggregate_parts, aggregates, aggregator_progress, anomalies, risk_scores
+from monitor.store.db import StoreUnavailable
 from monitor.store.posts import _insert
 from monitor.store.tables import posts
 
@@ -27,6 +30,16 @@ _LOCK_KEY = 0x6167_6772  # one PostgreSQL advisory lock for all aggregator write
 def _chunks(items: Sequence, n: int = _CHUNK) -> Iterator[Sequence]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
+
+
+@contextmanager
+def store_errors(what: str) -> Iterator[None]:
+    """A database that cannot be reached or written is :class:`StoreUnavailable`: retry later."""
+    try:
+        yield
+    except (OperationalError, DBAPIError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise StoreUnavailable(f"could not {what}: {reason[0] if reason else type(exc).__name__}") from exc
 
 
 def serialise_writers(conn: Connection) -> None:
@@ -44,7 +57,7 @@ def load_window(engine: Engine, start: datetime, end: datetime) -> list[Contribu
     if end <= start:
         return []
     cols = [posts.c[name] for name in ROW_COLUMNS]
-    with engine.connect() as conn:
+    with store_errors("read a window's posts"), engine.connect() as conn:
         rows = conn.execute(select(*cols).where(posts.c.created_at >= start, posts.c.created_at < end)).all()
     return [from_row(r._mapping) for r in rows]
 
@@ -59,7 +72,7 @@ def iter_posts(engine: Engine, since: datetime, until: datetime | None, chunk: i
             stmt = stmt.where(posts.c.created_at < until)
         if last is not None:
             stmt = stmt.where(or_(posts.c.created_at > last[0], and_(posts.c.created_at == last[0], posts.c.id > last[1])))
-        with engine.connect() as conn:
+        with store_errors("read stored posts"), engine.connect() as conn:
             rows = conn.execute(stmt.order_by(posts.c.created_at, posts.c.id).limit(chunk)).all()
         if not rows:
             return
@@ -186,7 +199,7 @@ def delete_windows(conn: Connection, size: int, start: datetime, end: datetime |
 
 def load_progress(engine: Engine, group_id: str, topic: str, partition: int) -> float | None:
     p = aggregator_progress.c
-    with engine.connect() as conn:
+    with store_errors("read the aggregator's progress"), engine.connect() as conn:
         value = conn.execute(select(p.event_time).where(p.group_id == group_id, p.topic == topic,
                                                         p.partition == partition)).scalar()
     return value.timestamp() if value is not None else None

@@ -113,14 +113,16 @@ class WindowState:
         if mark:
             self._mark(row)
 
-    def take_dirty(self) -> list[tuple[PartKey, list[int]]]:
-        """The changed parts, as copies (a part whose count fell to 0 is reported with count 0)."""
-        keys: set[PartKey] = set()
+    def dirty_parts(self) -> list[tuple[PartKey, list[int]]]:
+        """The changed parts, as copies (a part whose count fell to 0 is reported with count 0); they
+        stay marked until :meth:`written`, so a failed write is simply done again."""
+        keys = {pk for row in self._dirty for pk in row.keys}
+        return [(pk, list(self.parts[pk])) for pk in keys]
+
+    def written(self) -> None:
         for row in self._dirty:
             row.dirty = False
-            keys.update(row.keys)
         self._dirty.clear()
-        return [(pk, list(self.parts[pk])) for pk in keys]
 
     def unique_posts(self, series: Iterable[Series]) -> dict[Series, list[Contribution]]:
         """The unique posts of each of these series (one pass over the window)."""
