@@ -244,6 +244,11 @@ class Trainer:
         tmp.mkdir(parents=True)
         if self.config.finetune == "lora":
             self.model.save_pretrained(str(tmp))
+            # peft records the local cache path of the base; the spec is what resolves on any machine.
+            adapter_config = tmp / "adapter_config.json"
+            data = json.loads(adapter_config.read_text())
+            data["base_model_name_or_path"] = self.config.base
+            adapter_config.write_text(json.dumps(data, indent=2))
         else:
             self.model.save_pretrained(str(tmp / "full"))
             save_tokenizer(self.tokenizer, tmp / "full")
