@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -130,3 +131,28 @@ def test_two_members_share_the_languages_and_agree_with_a_backfill(kafka, engine
     live = snapshot(engine)
     backfill(engine, s.aggregator, since=T0)
     assert snapshot(engine) == live
+
+
+def test_stop_writes_the_pending_batch_and_commits(kafka, engine, scored):
+    s = settings(kafka)
+    s = s.model_copy(update={"aggregator": s.aggregator.model_copy(update={"flush_interval_s": 600.0})})
+    publish(kafka, engine, scored)
+    stop = threading.Event()
+    consumer = make_consumer(kafka, s.aggregator.group_id, (), max_poll_records=500)
+    producer = make_producer(kafka)
+    loop = AggregateLoop(consumer, producer, engine, s, stop)
+    worker = threading.Thread(target=loop.run)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while loop.stats.aggregated < len(scored) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert snapshot(engine) == [] and committed_total(kafka, s) == 0  # counted, not yet written
+    stop.set()  # what SIGINT/SIGTERM do
+    worker.join(timeout=60)
+    consumer.close(autocommit=False)
+    producer.close()
+    assert not worker.is_alive()
+    assert committed_total(kafka, s) == len(scored)
+    live = snapshot(engine)
+    backfill(engine, s.aggregator, since=T0)
+    assert snapshot(engine) == live and live
