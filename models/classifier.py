@@ -52,10 +52,13 @@ def _default_cache_dir() -> Path:
     return get_settings().model_cache_dir
 
 
-def configure_cpu_threads() -> None:
-    """One intra-op thread per core, unless the user chose (OMP_NUM_THREADS / torch already set)."""
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
+def cpu_threads(threads: int | None) -> int:
+    """The caller's choice, else OMP_NUM_THREADS, else one intra-op thread per core we may run on."""
+    if threads:
+        return threads
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        return int(os.environ["OMP_NUM_THREADS"])
+    return max(1, len(os.sched_getaffinity(0)))
 
 
 PRECISIONS = ("fp32", "bf16", "fp16", "int8")
@@ -75,7 +78,7 @@ class SentimentClassifier:
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device | None = None, *,
              precision: str | None = None, max_batch_tokens: int = 8192, cache_dir: Path | None = None,
-             compile: bool = False) -> "SentimentClassifier":
+             compile: bool = False, threads: int | None = None) -> "SentimentClassifier":
         """Load a model directory (default: the shipped model) on ``device`` (default: a GPU if any).
 
         ``precision``: ``fp32`` (exact; the CPU default, and what the evaluation table uses),
@@ -91,7 +94,7 @@ class SentimentClassifier:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         if dev.type == "cpu":
-            configure_cpu_threads()
+            torch.set_num_threads(cpu_threads(threads))
         cache = cache_dir or _default_cache_dir()
         backend: Backend
         if precision == "int8":
@@ -100,7 +103,7 @@ class SentimentClassifier:
             from models.onnx_backend import INT8_FILE, OnnxBackend, onnx_int8_dir
 
             tok_dir = onnx_int8_dir(model_dir, manifest, cache)
-            backend = OnnxBackend(tok_dir / INT8_FILE)
+            backend = OnnxBackend(tok_dir / INT8_FILE, threads=cpu_threads(threads))
         else:
             tok_dir = tokenizer_dir(model_dir, manifest, cache)
             backend = TorchBackend(build_model(model_dir, manifest, tok_dir), dev, precision, compile=compile)

@@ -87,8 +87,10 @@ class ScorerSettings(BaseSettings):
     poll_timeout_ms: int = Field(500, ge=1, description="longest wait for a batch to fill")
     model_path: Path | None = None
     device: str | None = None
-    precision: Literal["fp32", "bf16", "fp16"] | None = None
+    precision: Literal["fp32", "bf16", "fp16", "int8"] | None = None
     max_batch_tokens: int = Field(8192, ge=64)
+    threads: int | None = Field(None, ge=1, description="CPU threads for the model (default: all cores; "
+                                "with N scorers on one machine give each cores/N)")
     max_text_chars: int = Field(10_000, ge=16, description="longer texts are truncated, and the truncation recorded")
     max_future_skew_s: float = Field(300.0, ge=0, description="created_at further ahead is clamped to receive time")
     store_retry_max_s: float = Field(30.0, gt=0, description="longest back-off between store retries")

@@ -118,7 +118,8 @@ def load_scorer(settings: Settings):
 
     s = settings.scorer
     return SentimentClassifier.load(s.model_path, device=s.device, precision=s.precision,
-                                    max_batch_tokens=s.max_batch_tokens, cache_dir=settings.model_cache_dir)
+                                    max_batch_tokens=s.max_batch_tokens, cache_dir=settings.model_cache_dir,
+                                    threads=s.threads)
 
 
 def _score(args: argparse.Namespace) -> int:
