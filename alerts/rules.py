@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from alerts.durations import Duration
-from alerts.yamlmarks import YamlDocument
+from monitor.yamldoc import YamlDocument, yaml_error_line
 from monitor.errors import UserError
 
 Severity = Literal["info", "warning", "critical"]
@@ -363,9 +363,7 @@ def parse_rules(text: str, path: Path) -> RuleSet:
     try:
         doc = YamlDocument(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise RulesError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+        raise RulesError(f"{path}{yaml_error_line(exc)}") from None
     if not isinstance(doc.data, dict):
         raise RulesError(f"{path}: the top level must be a mapping with receivers and rules")
     data = _defaults(dict(doc.data))

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from ingest.kafka_clients import make_consumer, make_producer
-from ingest.scorer import dead_letter, offsets_to_commit
+from ingest.consuming import dead_letter, offsets_to_commit, poll_batch
 from monitor.aggregate import Aggregator, FlushReport
 from monitor.aggregate.records import Contribution, from_message
 from monitor.config import KafkaSettings, Settings
@@ -124,16 +124,7 @@ class AggregateLoop:
         return self.stats
 
     def poll_batch(self) -> list[ConsumerRecord]:
-        """Up to ``batch_size`` records, waiting at most ``poll_timeout_ms`` for the batch to fill."""
-        deadline = time.monotonic() + self.options.poll_timeout_ms / 1000
-        records: list[ConsumerRecord] = []
-        while len(records) < self.options.batch_size and not self.stop.is_set():
-            remaining_ms = int((deadline - time.monotonic()) * 1000)
-            if remaining_ms <= 0:
-                break
-            got = self.consumer.poll(timeout_ms=remaining_ms, max_records=self.options.batch_size - len(records))
-            for part in got.values():
-                records.extend(part)
+        records = poll_batch(self.consumer, self.options.batch_size, self.options.poll_timeout_ms, self.stop)
         if records:
             self.last_activity = time.monotonic()
         return records

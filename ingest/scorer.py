@@ -17,7 +17,9 @@ Failure modes, and what happens:
   polling with every partition paused. Nothing is lost; the loop resumes when the store is back.
 * the store refuses a row (a data error, not an outage): the batch is written in halves and only
   the refused posts are dead-lettered (stage ``store``).
-* Kafka refuses the produced batch: re-produced with back-off, not committed until it is accepted.
+* Kafka refuses the produced batch: re-produced with back-off, not committed until it is accepted,
+  each time by a new producer: a failed one can stay failed for good (after a broker restart an
+  idempotent producer's id is unknown to the new broker, and every later send is aborted).
 * a rebalance took our partitions during the batch: the commit is refused, the new owner re-reads
   the batch (its posts are upserted again, harmlessly).
 * SIGINT/SIGTERM (``stop`` set): the current batch is finished and committed, then the loop returns.
@@ -40,13 +42,14 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import CommitFailedError, IllegalGenerationError, KafkaError, RebalanceInProgressError
-from kafka.structs import OffsetAndMetadata, TopicPartition
+from kafka.structs import TopicPartition
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 
 from ingest import metrics
-from ingest.kafka_clients import make_consumer, make_producer
+from ingest.consuming import dead_letter, offsets_to_commit, poll_batch
+from ingest.kafka_clients import KafkaUnavailable, make_consumer, make_producer
 from ingest.validate import Accepted, ValidationOptions, validate_message
 from monitor.config import KafkaSettings, Settings
 from monitor.enrich import Enrichment, enrich
@@ -143,19 +146,6 @@ class StopRequested(Exception):
 def _error_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-def dead_letter(record: ConsumerRecord, stage: str, error: str, max_message_bytes: int) -> DeadLetter:
-    """A dead letter that fits in a Kafka message: base64 grows the original by a third, so a large
-    original is cut, and the cut noted (the full message stays on the raw topic at that offset)."""
-    raw = record.value or b""
-    room = max(0, (max_message_bytes - 8192) * 3 // 4)
-    if len(raw) > room:
-        error = (f"{error} (original cut from {len(raw)} to {room} bytes; full message at "
-                 f"{record.topic}[{record.partition}]@{record.offset})")
-        raw = raw[:room]
-    return DeadLetter.build(raw, key=record.key, topic=record.topic, partition=record.partition,
-                            offset=record.offset, stage=stage, error=error)
 
 
 def isolate(fn: Callable[[list[T]], Sequence[R]], items: list[T], tries_alone: int) -> list[R | Failed]:
@@ -276,15 +266,6 @@ def store_isolating(engine: Engine, items: list[Item]) -> list[tuple[Item, str]]
         return store_isolating(engine, items[:mid]) + store_isolating(engine, items[mid:])
 
 
-def offsets_to_commit(records: Sequence[ConsumerRecord]) -> dict[TopicPartition, OffsetAndMetadata]:
-    """The next offset to read, per partition: one past the last record of the batch."""
-    last: dict[TopicPartition, int] = {}
-    for r in records:
-        tp = TopicPartition(r.topic, r.partition)
-        last[tp] = max(last.get(tp, -1), r.offset)
-    return {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in last.items()}
-
-
 # -- the loop ------------------------------------------------------------------------------------------
 
 class _Rebalances(ConsumerRebalanceListener):
@@ -316,9 +297,11 @@ class ScorerLoop:
     """
 
     def __init__(self, consumer: KafkaConsumer, producer: KafkaProducer, engine: Engine, scorer: Scorer,
-                 options: ScorerOptions, stop: threading.Event | None = None) -> None:
+                 options: ScorerOptions, stop: threading.Event | None = None,
+                 new_producer: Callable[[], KafkaProducer] | None = None) -> None:
         self.consumer = consumer
         self.producer = producer
+        self.new_producer = new_producer  # replaces a producer after a failed batch (None: keep it)
         self.engine = engine
         self.scorer = scorer
         self.options = options
@@ -355,16 +338,7 @@ class ScorerLoop:
         return self.stats
 
     def poll_batch(self) -> list[ConsumerRecord]:
-        """Up to ``batch_size`` records, waiting at most ``poll_timeout_ms`` for the batch to fill."""
-        deadline = time.monotonic() + self.options.poll_timeout_ms / 1000
-        records: list[ConsumerRecord] = []
-        while len(records) < self.options.batch_size and not self.stop.is_set():
-            remaining_ms = int((deadline - time.monotonic()) * 1000)
-            if remaining_ms <= 0:
-                break
-            got = self.consumer.poll(timeout_ms=remaining_ms, max_records=self.options.batch_size - len(records))
-            for part in got.values():
-                records.extend(part)
+        records = poll_batch(self.consumer, self.options.batch_size, self.options.poll_timeout_ms, self.stop)
         if records:
             self.last_activity = time.monotonic()
         self._update_lag()
@@ -429,7 +403,19 @@ class ScorerLoop:
                 log.warning("producing the batch failed (%s); re-producing in %.1f s, nothing committed",
                             _error_line(exc), delay)
                 self._back_off(delay)
+                self._renew_producer()
                 delay = min(delay * 2, self.options.store_retry_max_s)
+
+    def _renew_producer(self) -> None:
+        if self.new_producer is None:
+            return
+        try:
+            fresh = self.new_producer()
+        except KafkaUnavailable as exc:  # still down: the next retry tries again
+            log.warning("cannot reconnect the producer yet: %s", exc)
+            return
+        self.producer.close(timeout=0)
+        self.producer = fresh
 
     def commit(self, records: list[ConsumerRecord]) -> None:
         try:
@@ -491,12 +477,15 @@ def run_scorer(kafka: KafkaSettings, engine: Engine, scorer: Scorer, options: Sc
     ``kafka.bootstrap`` must be resolved (:func:`ingest.kafka_clients.kafka_for`) and the topics exist.
     """
     producer = make_producer(kafka)
+    loop: ScorerLoop | None = None
     try:
         consumer = make_consumer(kafka, options.group_id, (), max_poll_records=options.batch_size,
                                  max_poll_interval_ms=options.max_poll_interval_ms)
         try:
-            return ScorerLoop(consumer, producer, engine, scorer, options, stop).run()
+            loop = ScorerLoop(consumer, producer, engine, scorer, options, stop,
+                              new_producer=lambda: make_producer(kafka))
+            return loop.run()
         finally:
             consumer.close(autocommit=False)  # every processed batch is committed already
     finally:
-        producer.close()
+        (loop.producer if loop is not None else producer).close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from monitor.errors import UserError
+from monitor.yamldoc import read_yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
@@ -78,16 +78,14 @@ class TrainConfigError(UserError, ValueError):
 
 
 def load_train_config(path: Path) -> TrainConfig:
+    doc = read_yaml(path, "training config", TrainConfigError)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TrainConfigError(f"{path}: no such training config") from None
-    except yaml.YAMLError as exc:
-        raise TrainConfigError(f"{path}: not valid YAML ({exc})") from None
-    try:
-        config = TrainConfig.model_validate(raw)
+        config = TrainConfig.model_validate(doc.data)
     except ValidationError as exc:
-        lines = [f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        lines = []
+        for e in exc.errors():
+            line = doc.line_of(e["loc"])
+            lines.append(f"{path}{f' line {line}' if line else ''}: {'.'.join(map(str, e['loc']))}: {e['msg']}")
         raise TrainConfigError("\n".join(lines)) from None
     if not config.output_dir.is_absolute():
         config.output_dir = (path.parent / config.output_dir).resolve()

@@ -17,11 +17,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from monitor.errors import UserError
+from monitor.yamldoc import read_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -229,14 +229,7 @@ def _format_errors(exc: ValidationError, cls: type[BaseSettings], origin: str) -
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist (--config / MONITOR_CONFIG)") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"config file {path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = read_yaml(path, "config file (--config / MONITOR_CONFIG)", ConfigError).data or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: the top level must be a mapping of settings")
     return data

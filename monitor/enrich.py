@@ -26,12 +26,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from monitor.errors import UserError
 from monitor.langid import detect, normalise_code
 from monitor.schemas import RawPost
+from monitor.yamldoc import read_yaml
 
 DEFAULT_ALIASES = Path(__file__).with_name("data") / "aliases.yaml"
 
@@ -118,14 +118,7 @@ class TickerExtractor:
 
     @classmethod
     def from_file(cls, path: Path) -> "TickerExtractor":
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise UserError(f"alias file {path} does not exist (MONITOR_AGGREGATOR_ALIASES_FILE)") from None
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f" line {mark.line + 1}" if mark else ""
-            raise UserError(f"alias file {path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        data = read_yaml(path, "alias file (MONITOR_AGGREGATOR_ALIASES_FILE)").data or {}
         try:
             parsed = AliasFile.model_validate({str(k): v for k, v in data.items()} if isinstance(data, dict) else data)
         except ValidationError as exc:
