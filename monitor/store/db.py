@@ -11,6 +11,7 @@ nothing.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -117,6 +118,19 @@ def open_store(url: str) -> Engine:
     except (OperationalError, DBAPIError) as exc:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if getattr(exc, "orig", None) else str(exc).splitlines()[0]
-        raise StoreUnavailable(f"store {redact_url(url)} is unavailable: {reason}; "
-                               "start the database or fix MONITOR_DATABASE_URL") from None
+        raise StoreUnavailable(f"store {redact_url(url)} is unavailable: {reason}; {_fix_hint(engine, reason)}") from None
     return engine
+
+
+def _fix_hint(engine: Engine, reason: str) -> str:
+    """What to do: SQLite's own words for a read-only or full disk ("unable to open database file") say little."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        return "start the database or fix MONITOR_DATABASE_URL"
+    folder = Path(path).resolve().parent
+    if not os.access(folder, os.W_OK) or (Path(path).exists() and not os.access(path, os.W_OK)):
+        return (f"{folder} is read-only (WAL mode needs to write beside the database file): make it writable or "
+                "set MONITOR_DATA_DIR or MONITOR_DATABASE_URL to a writable place")
+    if "disk is full" in reason:
+        return f"free space on the disk of {folder}, or move the store (MONITOR_DATA_DIR or MONITOR_DATABASE_URL)"
+    return "check the file and its folder, or fix MONITOR_DATABASE_URL"
