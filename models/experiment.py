@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from models.data import Example
 from models.evaluate import Report, evaluate
-from models.train import load_sources, apply_language_caps, train
+from models.train import already_trained, apply_language_caps, load_sources, train
 from models.train_config import DataSource, TrainConfig, load_train_config
 
 UMSAB_LANGS = ["ar", "en", "fr", "de", "hi", "it", "pt", "es"]
@@ -117,8 +117,11 @@ def run_experiment(config_path: Path, datasets_dir: Path, cache_dir: Path,
     results: dict[str, dict[str, float]] = {}
     for arm, rel in exp.arms.items():
         train_config: TrainConfig = load_train_config(root / rel)
-        log(f"[{arm}] training (resumes or skips if already trained): {train_config.output_dir}")
-        train(train_config, (root / rel).parent, datasets_dir, cache_dir)
+        if already_trained(train_config):
+            log(f"[{arm}] already trained from this config: {train_config.output_dir}")
+        else:
+            log(f"[{arm}] training (resumes from a checkpoint of the same config): {train_config.output_dir}")
+            train(train_config, (root / rel).parent, datasets_dir, cache_dir)
         clf = SentimentClassifier.load(train_config.output_dir, device="cpu", precision="fp32", cache_dir=cache_dir)
         log(f"[{arm}] evaluating {clf.version}")
         reports = {n: evaluate(rows, clf.predict_proba) for n, rows in eval_sets.items()}

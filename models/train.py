@@ -56,7 +56,7 @@ def load_sources(sources: list[DataSource], config_dir: Path, datasets_dir: Path
     rows: list[Example] = []
     for src in sources:
         path = resolve_data_path(src, config_dir, datasets_dir)
-        rows.extend(select(read_jsonl(path), split=src.split, langs=src.langs, cap=src.cap, seed=seed))
+        rows.extend(select(read_jsonl(path), split=src.split, langs=src.langs, cap=src.cap, seed=seed) * src.repeat)
     return rows
 
 
@@ -137,7 +137,17 @@ def _optimizer(model, config: TrainConfig, total_steps: int):
 
 
 def config_fingerprint(config: TrainConfig) -> str:
-    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
+    """Stable across releases that add options: only what the config sets, not where it writes."""
+    return hashlib.sha256(config.model_dump_json(exclude_defaults=True, exclude={"output_dir"}).encode()).hexdigest()[:16]
+
+
+def already_trained(config: TrainConfig) -> bool:
+    """The output directory holds a finished model trained from this very config."""
+    saved = config.output_dir / "train_config.yaml"
+    if not (config.output_dir / "model.json").is_file() or not saved.is_file():
+        return False
+    previous = TrainConfig.model_validate({**yaml.safe_load(saved.read_text()), "output_dir": str(config.output_dir)})
+    return config_fingerprint(previous) == config_fingerprint(config)
 
 
 class Trainer:

@@ -19,6 +19,7 @@ class DataSource(_Strict):
     split: str | None = None
     langs: list[str] | None = None
     cap: int | None = Field(None, ge=1, description="at most this many rows, a label-stratified seeded sample")
+    repeat: int = Field(1, ge=1, le=10, description="times each row appears per epoch (oversampling a small domain)")
 
 
 class LoraOptions(_Strict):
