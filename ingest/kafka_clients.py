@@ -17,6 +17,7 @@ Broker quirks the clients work around (see design.md):
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -84,9 +85,32 @@ def _reaching(kafka: KafkaSettings) -> Iterator[None]:
         raise KafkaUnavailable(f"Kafka at {kafka.bootstrap} denied an operation ({type(exc).__name__}: {exc}); "
                                f"grant client {kafka.client_id!r} access to the monitor's topics and groups") from None
     except (Errors.KafkaTimeoutError, Errors.KafkaConnectionError, Errors.MetadataEmptyBrokerList) as exc:
+        if _accepts_connections(kafka):
+            raise KafkaUnavailable(f"Kafka at {kafka.bootstrap} accepts connections but refused this client "
+                                   f"({_as_whom(kafka)}; {exc}): check MONITOR_KAFKA_SECURITY_PROTOCOL (the cluster may "
+                                   "require TLS or SASL), MONITOR_KAFKA_SSL_CAFILE, and the MONITOR_KAFKA_SASL_MECHANISM, "
+                                   "_USERNAME and _PASSWORD it knows") from None
         raise KafkaUnavailable(f"cannot reach Kafka at {kafka.bootstrap} ({exc}); start the "
                                "cluster or fix MONITOR_KAFKA_BOOTSTRAP (and MONITOR_KAFKA_SECURITY_PROTOCOL), or "
                                "unset MONITOR_KAFKA_BOOTSTRAP to use the embedded broker") from None
+
+
+def _accepts_connections(kafka: KafkaSettings) -> bool:
+    """Whether a bootstrap server answers at all: a client that then fails was refused (TLS, SASL), not ignored."""
+    for server in (kafka.bootstrap or "").split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def _as_whom(kafka: KafkaSettings) -> str:
+    if kafka.security_protocol.startswith("SASL"):
+        return f"{kafka.security_protocol} with {kafka.sasl_mechanism} as user {kafka.sasl_username!r}"
+    return kafka.security_protocol
 
 
 def admin_client(kafka: KafkaSettings) -> KafkaAdminClient:
