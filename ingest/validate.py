@@ -3,7 +3,9 @@
 Every input has a defined outcome; nothing raises. Refused (dead-lettered by the scorer):
 
 * ``decode``: no value, invalid UTF-8, not JSON (NaN/Infinity included: no database or JSON reader
-  downstream accepts them), nesting too deep;
+  downstream accepts them), nesting deeper than ``MAX_DEPTH`` (pydantic refuses to serialise past
+  about 250 levels and Python recursion ends near 1000: a deeper post would pass validation and then
+  crash the scorer at the produce step, on every restart);
 * ``validate``: JSON that is not an object, missing or wrong-typed fields, empty or whitespace-only
   text (the :class:`RawPost` rules).
 
@@ -40,6 +42,7 @@ from monitor.config import ScorerSettings
 from monitor.schemas import MAX_SHORT_FIELD, RawPost
 
 MAX_META_BYTES = 64 * 1024
+MAX_DEPTH = 64  # arrays and objects inside each other; real posts nest a few levels
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
@@ -91,6 +94,21 @@ def _clean(value: Any) -> tuple[Any, int]:
             total += n1 + n2
         return out, total
     return value, 0
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests arrays/objects more than ``limit`` levels (iterative: no recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 def _one_line(exc: ValidationError) -> str:
@@ -173,6 +191,8 @@ def validate_message(value: bytes | None, received_at: datetime, options: Valida
         return Rejected("decode", f"not JSON: {exc}")
     except RecursionError:
         return Rejected("decode", "not JSON this monitor accepts: nested too deeply")
+    if len(text) > 2 * MAX_DEPTH and _deeper_than(obj, MAX_DEPTH):  # fewer characters cannot nest that deep
+        return Rejected("decode", f"not JSON this monitor accepts: nested more than {MAX_DEPTH} levels deep")
     if not isinstance(obj, dict):
         return Rejected("validate", f"expected a JSON object, got {type(obj).__name__}")
     notes: list[str] = []
