@@ -22,6 +22,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection, Engine, and_, insert, or_, select, update
 
+from alerts import metrics
 from alerts.notification import Message
 from monitor.store.alert_tables import notifications
 
@@ -140,6 +141,7 @@ class OutboxSender:
                 except DeliveryError as exc:
                     error = exc
             self._finish(d, now, error)
+            metrics.delivery_done(d.channel, error, permanent=error is not None and error.permanent)
             if error is None:
                 report.sent += 1
                 log.info("delivered %s %s to %s", d.channel, d.kind, _shown(d.target))

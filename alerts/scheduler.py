@@ -17,6 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from alerts import metrics
 from alerts.service import AlertService
 from monitor.errors import UserError
 
@@ -32,6 +33,10 @@ def _guarded(name: str, job: Callable[[datetime], object], clock: Clock) -> Call
             log.error("%s: %s", name, exc)
         except Exception:
             log.exception("%s failed; it runs again at its next time", name)
+        else:
+            metrics.job_done(name, ok=True)
+            return
+        metrics.job_done(name, ok=False)
 
     return run
 

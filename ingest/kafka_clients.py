@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +27,7 @@ import kafka.errors as Errors
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import TopicPartition
 
 from ingest.topics import create_missing_topics
 from monitor.config import KafkaSettings, Settings
@@ -186,3 +188,32 @@ def kafka_for(settings: Settings) -> Iterator[KafkaSettings]:
     with EmbeddedBroker(topic_partitions(kafka), replication_factor=kafka.replication_factor,
                         client_options=client_options(kafka)) as broker:
         yield kafka.model_copy(update={"bootstrap": broker.bootstrap})
+
+
+def group_lag(kafka: KafkaSettings, group: str, topic: str, timeout_s: float = 5.0) -> dict[int, int]:
+    """Records behind the group's commits per partition of ``topic`` (no commit yet: counted from offset 0).
+
+    The high watermarks come from a fetch at the committed positions, not from ListOffsets(latest), which
+    Tansu answers wrongly. A partition whose watermark did not arrive within ``timeout_s`` is left out.
+    """
+    admin = admin_client(kafka)
+    try:
+        with _reaching(kafka):
+            committed = {tp.partition: o.offset for tp, o in admin.list_group_offsets({group: None}).get(group, {}).items()
+                         if tp.topic == topic and o.offset >= 0}
+    finally:
+        admin.close()
+    with _reaching(kafka):
+        consumer = KafkaConsumer(**kafka_kwargs(kafka), enable_auto_commit=False, max_partition_fetch_bytes=1024)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(parts)
+        for tp in parts:
+            consumer.seek(tp, committed.get(tp.partition, 0))
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.highwater(tp) is None for tp in parts) and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=200, max_records=100)
+        return {tp.partition: max(0, high - committed.get(tp.partition, 0)) for tp in parts
+                if (high := consumer.highwater(tp)) is not None}
+    finally:
+        consumer.close(autocommit=False)

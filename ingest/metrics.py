@@ -1,12 +1,17 @@
 """Prometheus metrics of the scorer, on the process-wide default registry.
 
 Created once at import (Prometheus refuses a second metric of the same name), so several scorer
-loops in one process (threads in ``monitor demo``) add to the same series.
+loops in one process (threads in ``monitor demo``) add to the same series. :func:`status` reads them
+back for the scorer's heartbeat (``monitor status``).
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+from monitor.health import serve_metrics  # noqa: F401  (the scorer's endpoint is the process-wide one)
 
 CONSUMED = Counter("monitor_scorer_consumed", "Messages read from the raw topic")
 SCORED = Counter("monitor_scorer_scored", "Posts scored, stored and produced to the scored topic")
@@ -20,9 +25,24 @@ STORE_RETRIES = Counter("monitor_scorer_store_retries", "Store writes retried af
 PRODUCE_RETRIES = Counter("monitor_scorer_produce_retries", "Batches re-produced after Kafka refused them")
 COMMIT_FAILURES = Counter("monitor_scorer_commit_failures",
                           "Commits refused after a rebalance (the batch is re-delivered to the new owner)")
+BACKING_OFF = Gauge("monitor_scorer_backing_off", "1 while the current batch waits for the store or for Kafka to "
+                    "take the produced batch (nothing is committed meanwhile)", ["waiting_for"])
+LAST_COMMIT = Gauge("monitor_scorer_last_commit_timestamp_seconds", "Unix time of the last committed batch")
+
+_WAITING = {"store": "store unavailable: the batch is retried with back-off, nothing committed",
+            "kafka": "Kafka refuses the produced batch: re-producing with back-off, nothing committed"}
 
 
-def serve_metrics(port: int, host: str = "127.0.0.1") -> int:
-    """Serve ``/metrics`` over HTTP in a daemon thread; ``port=0`` picks a free port. Returns the port."""
-    server, _thread = start_http_server(port, addr=host)
-    return int(server.server_port)
+def _value(name: str, labels: dict[str, str] | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+def status() -> dict[str, Any]:
+    """The scorer's counters and current problem, for its heartbeat."""
+    lag = sum(s.value for m in LAG.collect() for s in m.samples)
+    waiting = [why for key, why in _WAITING.items() if _value("monitor_scorer_backing_off", {"waiting_for": key})]
+    last = _value("monitor_scorer_last_commit_timestamp_seconds")
+    return {"consumed": int(_value("monitor_scorer_consumed_total")), "scored": int(_value("monitor_scorer_scored_total")),
+            "deadlettered": int(sum(s.value for m in DEADLETTERED.collect() for s in m.samples if s.name.endswith("_total"))),
+            "lag": int(lag), "last_commit_unix": last or None, "store_retries": int(_value("monitor_scorer_store_retries_total")),
+            "problem": "; ".join(waiting) or None}

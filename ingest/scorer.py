@@ -375,9 +375,11 @@ class ScorerLoop:
                 break
             except StoreUnavailable as exc:
                 metrics.STORE_RETRIES.inc()
+                metrics.BACKING_OFF.labels("store").set(1)
                 log.warning("store unavailable (%s); retrying in %.1f s, nothing committed", exc, delay)
                 self._back_off(delay)
                 delay = min(delay * 2, self.options.store_retry_max_s)
+        metrics.BACKING_OFF.labels("store").set(0)
         if not refused:
             return items, []
         gone = {id(item) for item, _ in refused}
@@ -397,9 +399,11 @@ class ScorerLoop:
                 self.producer.flush()
                 for f in futures:
                     f.get(timeout=0)
+                metrics.BACKING_OFF.labels("kafka").set(0)
                 return
             except KafkaError as exc:
                 metrics.PRODUCE_RETRIES.inc()
+                metrics.BACKING_OFF.labels("kafka").set(1)
                 log.warning("producing the batch failed (%s); re-producing in %.1f s, nothing committed",
                             _error_line(exc), delay)
                 self._back_off(delay)
@@ -420,6 +424,7 @@ class ScorerLoop:
     def commit(self, records: list[ConsumerRecord]) -> None:
         try:
             self.consumer.commit(offsets_to_commit(records))
+            metrics.LAST_COMMIT.set_to_current_time()
         except (CommitFailedError, IllegalGenerationError, RebalanceInProgressError) as exc:
             metrics.COMMIT_FAILURES.inc()
             log.warning("commit refused after a rebalance (%s): the new owner re-reads the batch", _error_line(exc))

@@ -119,6 +119,7 @@ def test_a_restart_neither_resends_nor_forgets(store, mailbox, tmp_path):
     assert _kinds(mailbox) == ["FIRING", "RESOLVED"]
 
 
+@pytest.mark.faults
 def test_smtp_outage_then_recovery_delivers_the_delayed_email(store, mailbox, tmp_path):
     seed_burst(store)
     service = make_service(store, rules(), mailbox.port, tmp_path)
@@ -135,6 +136,7 @@ def test_smtp_outage_then_recovery_delivers_the_delayed_email(store, mailbox, tm
     assert {r["status"] for r in outbox_rows(store)} == {"sent"}
 
 
+@pytest.mark.faults
 def test_outage_survives_a_restart(mailbox, tmp_path):
     engine = open_store(f"sqlite:///{tmp_path / 's.db'}")
     seed_burst(engine)

@@ -5,6 +5,7 @@ Each ends with the ledger: produced against stored and dead-lettered."""
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from fault_helpers import (BAD_MESSAGES, MonitorProcess, TcpProxy, account, assert_nothing_lost, metric,
+from fault_helpers import (BAD_MESSAGES, MONITOR, MonitorProcess, TcpProxy, account, assert_nothing_lost, metric,
                            monitor_env, raw_posts, topic_copies, wait_for)
 from ingest.broker import EmbeddedBroker, free_port
 from ingest.scorer import ScorerOptions, run_scorer
@@ -78,6 +79,9 @@ def test_postgres_unreachable_for_30_s_pauses_the_scorer_uncommitted_then_it_res
         assert retries >= 3, f"the scorer retried the store {retries} times in {OUTAGE_S:.0f} s"
         assert lag and lag > 0, "the scorer's lag did not grow while it was paused"
         assert any("store unavailable" in line and "nothing committed" in line for line in scorer.lines), scorer.tail()
+        health = subprocess.run([MONITOR, "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
+        scorer_check = next(c for c in json.loads(health.stdout)["checks"] if c["what"].startswith("scorer pid"))
+        assert health.returncode == 1 and scorer_check["level"] == "fail" and "store unavailable" in scorer_check["detail"]
         proxy.restore()
         wait_for(lambda: _committed_total(kafka, group) == len(before) + len(during) + len(BAD_MESSAGES),
                  "the scorer to resume after the database came back", context=scorer.tail)

@@ -20,10 +20,12 @@ from monitor.cli import (
     commands_model,
     commands_ops,
     commands_pipeline,
+    commands_status,
 )
 from monitor.errors import UserError
 
-MODULES = [commands_ops, commands_pipeline, commands_model, commands_bench, commands_aggregate, commands_alerts, commands_dashboard]
+MODULES = [commands_ops, commands_pipeline, commands_model, commands_bench, commands_aggregate, commands_alerts, commands_dashboard,
+           commands_status]
 
 
 def build_parser() -> argparse.ArgumentParser:

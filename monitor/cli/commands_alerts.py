@@ -211,15 +211,21 @@ def start_alerts(settings: Settings, *, rules: Path | None = None, kafka: KafkaS
 
 
 def _run(args: argparse.Namespace) -> int:
+    from alerts import metrics
+    from monitor.health import heartbeat, metrics_endpoint
+
     settings = load_settings(args.config)
     if args.once:
         return _run_once(settings, args.rules)
     runtime = start_alerts(settings, rules=args.rules)
+    metrics_url = metrics_endpoint(settings.metrics_port)
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        while not stop.wait(1.0):
-            pass
+        with heartbeat(settings.data_dir, "alerts", metrics.status, metrics_url=metrics_url,
+                       info={"rules": len(runtime.service.ruleset.rules)}):
+            while not stop.wait(1.0):
+                pass
     except KeyboardInterrupt:
         pass
     finally:

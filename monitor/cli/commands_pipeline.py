@@ -123,9 +123,10 @@ def load_scorer(settings: Settings):
 
 
 def _score(args: argparse.Namespace) -> int:
+    from ingest import metrics
     from ingest.kafka_clients import kafka_for
-    from ingest.metrics import serve_metrics
     from ingest.scorer import ScorerOptions, run_scorer
+    from monitor.health import heartbeat, metrics_endpoint
     from monitor.store.db import open_store
 
     settings = load_settings(args.config)
@@ -137,9 +138,10 @@ def _score(args: argparse.Namespace) -> int:
     engine = open_store(settings.database_url_value)
     try:
         scorer = load_scorer(settings)
-        if settings.metrics_port is not None:
-            log.info("metrics at http://127.0.0.1:%d/metrics", serve_metrics(settings.metrics_port))
-        with stop_on_signals() as stop, kafka_for(settings) as kafka:
+        metrics_url = metrics_endpoint(settings.metrics_port)
+        with stop_on_signals() as stop, kafka_for(settings) as kafka, heartbeat(
+                settings.data_dir, "scorer", metrics.status, metrics_url=metrics_url,
+                info={"group": options.group_id, "topic": options.raw_topic, "kafka": kafka.bootstrap}):
             if not settings.kafka.bootstrap:
                 print(f"embedded broker at {kafka.bootstrap}: produce with MONITOR_KAFKA_BOOTSTRAP={kafka.bootstrap} "
                       "monitor produce ...", flush=True)
