@@ -85,7 +85,10 @@ def build_model(path: Path, manifest: Manifest, base_dir: Path):
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
+    import warnings
+
     hf_logging.set_verbosity_error()  # the head is "newly initialised" before the adapter lands on it
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)  # peft vs transformers 5
     labels = {i: l for i, l in manifest.id2label.items()}
     try:
         if manifest.format == "full":

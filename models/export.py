@@ -61,8 +61,11 @@ def export_checkpoint(out: Path, model_dir: Path | None, *, cache_dir: Path, onn
 
 def export_onnx(model, path: Path) -> None:
     """Dynamic batch and sequence axes; logits out (softmax is the caller's, as in transformers)."""
+    import warnings
+
     import torch
 
+    warnings.filterwarnings("ignore", module=r"(torch\.onnx|transformers)\..*")  # tracer notes on shapes we keep dynamic
     dummy = {"input_ids": torch.ones((2, 8), dtype=torch.long), "attention_mask": torch.ones((2, 8), dtype=torch.long)}
     with torch.inference_mode():
         torch.onnx.export(
