@@ -53,6 +53,8 @@ def _age(when: Any, now: datetime) -> str:
     elif isinstance(when, str):
         when = datetime.fromisoformat(when)
     seconds = (now - when).total_seconds()
+    if abs(seconds) < 1:
+        return "just now"
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if abs(seconds) >= size:
             return f"{seconds / size:.0f} {unit} ago"
