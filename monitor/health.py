@@ -75,11 +75,15 @@ class Heartbeat:
         self.base = {"role": role, "pid": os.getpid(), "host": socket.gethostname(), "started_at": utcnow().isoformat(),
                      "every_s": every_s, "metrics_url": metrics_url, **(info or {})}
         self._stop = threading.Event()
+        self._warned = False
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{role}", daemon=True)
 
     def start(self) -> "Heartbeat":
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._prune()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._prune()
+        except OSError:  # a read-only data directory must not stop the work; beat() says why, once
+            pass
         self.beat()
         self._thread.start()
         return self
@@ -100,7 +104,10 @@ class Heartbeat:
             tmp.write_text(json.dumps(record, default=str), encoding="utf-8")
             os.replace(tmp, self.path)
         except OSError as exc:  # a full or read-only data directory must not stop the work itself
-            log.warning("cannot write the heartbeat %s: %s", self.path, exc.strerror)
+            if not self._warned:
+                log.warning("cannot write the heartbeat %s: %s; monitor status will not see this process",
+                            self.path, exc.strerror)
+                self._warned = True
 
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
