@@ -33,12 +33,12 @@ from typing import TypeVar
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import CommitFailedError, IllegalGenerationError, KafkaError, RebalanceInProgressError
+from kafka.errors import CommitFailedError, IllegalGenerationError, RebalanceInProgressError
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from ingest.kafka_clients import make_consumer, make_producer
-from ingest.consuming import dead_letter, offsets_to_commit, poll_batch
+from ingest.consuming import AckedProducer, StopRequested, back_off, dead_letter, offsets_to_commit, poll_batch
 from monitor.aggregate import Aggregator, FlushReport
 from monitor.aggregate.records import Contribution, from_message
 from monitor.config import KafkaSettings, Settings
@@ -58,10 +58,6 @@ class AggregateStats:
     late: int = 0
     windows_scored: int = 0
     anomalies: int = 0  # rows in the windows scored (a window scored twice counts twice)
-
-
-class StopRequested(Exception):
-    """``stop`` was set during a store outage: leave the pending batch uncommitted."""
 
 
 class _Rebalances(ConsumerRebalanceListener):
@@ -85,9 +81,10 @@ class _Rebalances(ConsumerRebalanceListener):
 
 class AggregateLoop:
     def __init__(self, consumer: KafkaConsumer, producer: KafkaProducer, engine: Engine, settings: Settings,
-                 stop: threading.Event | None = None, max_idle_s: float | None = None) -> None:
+                 stop: threading.Event | None = None, max_idle_s: float | None = None,
+                 new_producer: Callable[[], KafkaProducer] | None = None) -> None:
         self.consumer = consumer
-        self.producer = producer
+        self.out = AckedProducer(producer, new_producer)
         self.settings = settings
         self.options = settings.aggregator
         self.aggregator = Aggregator(engine, self.options, group_id=self.options.group_id)
@@ -176,14 +173,9 @@ class AggregateLoop:
                 delay = min(delay * 2, self.settings.scorer.store_retry_max_s)
 
     def _produce_dead(self, dead) -> None:
-        try:
-            futures = [self.producer.send(self.settings.kafka.topics.deadletter, value=d.model_dump_json().encode())
-                       for d in dead]
-            self.producer.flush()
-            for f in futures:
-                f.get(timeout=0)
-        except KafkaError as exc:  # the offsets are not committed yet: a restart sends them again
-            log.error("could not dead-letter %d messages (%s); they are re-read after a restart", len(dead), exc)
+        """Acknowledged before the batch can be committed (a Kafka outage waits, loses nothing)."""
+        messages = [(self.settings.kafka.topics.deadletter, None, d.model_dump_json().encode()) for d in dead]
+        self.out.send_all(messages, self._back_off, RETRY_INITIAL_S, self.settings.scorer.store_retry_max_s)
 
     def _count(self, report: FlushReport) -> None:
         self.stats.flushes += 1
@@ -194,15 +186,7 @@ class AggregateLoop:
             log.info("%d posts arrived after their window's allowed lateness: their windows were rebuilt", report.late)
 
     def _back_off(self, seconds: float) -> None:
-        """Wait without taking records, staying in the group (poll with every partition paused)."""
-        deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            if self.stop.is_set():
-                raise StopRequested()
-            self.consumer.pause(*self.consumer.assignment())
-            for tp, part in self.consumer.poll(timeout_ms=int(min(remaining, 1.0) * 1000)).items():
-                self.consumer.seek(tp, part[0].offset)  # assigned during this poll, not paused yet: put back
-        self.consumer.resume(*self.consumer.paused())
+        back_off(self.consumer, seconds, self.stop)
 
     def _idle_too_long(self) -> bool:
         return (self.max_idle_s is not None and self.joined
@@ -216,12 +200,15 @@ def run_aggregator(kafka: KafkaSettings, engine: Engine, settings: Settings, sto
     ``kafka.bootstrap`` must be resolved (:func:`ingest.kafka_clients.kafka_for`) and the topics exist.
     """
     producer = make_producer(kafka)
+    loop: AggregateLoop | None = None
     try:
         consumer = make_consumer(kafka, settings.aggregator.group_id, (),
                                  max_poll_records=settings.aggregator.batch_size)
         try:
-            return AggregateLoop(consumer, producer, engine, settings, stop, max_idle_s).run()
+            loop = AggregateLoop(consumer, producer, engine, settings, stop, max_idle_s,
+                                 new_producer=lambda: make_producer(kafka))
+            return loop.run()
         finally:
             consumer.close(autocommit=False)  # everything processed is committed already
     finally:
-        producer.close()
+        (loop.out.producer if loop is not None else producer).close()

@@ -41,15 +41,15 @@ from typing import Protocol, TypeVar, get_args
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import CommitFailedError, IllegalGenerationError, KafkaError, RebalanceInProgressError
+from kafka.errors import CommitFailedError, IllegalGenerationError, RebalanceInProgressError
 from kafka.structs import TopicPartition
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 
 from ingest import metrics
-from ingest.consuming import dead_letter, offsets_to_commit, poll_batch
-from ingest.kafka_clients import KafkaUnavailable, make_consumer, make_producer
+from ingest.consuming import AckedProducer, StopRequested, back_off, dead_letter, offsets_to_commit, poll_batch
+from ingest.kafka_clients import make_consumer, make_producer
 from ingest.validate import Accepted, ValidationOptions, validate_message
 from monitor.config import KafkaSettings, Settings
 from monitor.enrich import Enrichment, enrich
@@ -137,10 +137,6 @@ class LoopStats:
     def active_s(self) -> float:
         """First batch to last commit: the path's own time, without group join and idle waits."""
         return (self.last_batch_at or 0.0) - (self.first_batch_at or 0.0)
-
-
-class StopRequested(Exception):
-    """Raised inside a back-off when ``stop`` is set: leave the batch uncommitted."""
 
 
 def _error_line(exc: BaseException) -> str:
@@ -266,6 +262,15 @@ def store_isolating(engine: Engine, items: list[Item]) -> list[tuple[Item, str]]
         return store_isolating(engine, items[:mid]) + store_isolating(engine, items[mid:])
 
 
+def _producing_failed() -> None:
+    metrics.PRODUCE_RETRIES.inc()
+    metrics.BACKING_OFF.labels("kafka").set(1)
+
+
+def _producing_ok() -> None:
+    metrics.BACKING_OFF.labels("kafka").set(0)
+
+
 # -- the loop ------------------------------------------------------------------------------------------
 
 class _Rebalances(ConsumerRebalanceListener):
@@ -300,8 +305,7 @@ class ScorerLoop:
                  options: ScorerOptions, stop: threading.Event | None = None,
                  new_producer: Callable[[], KafkaProducer] | None = None) -> None:
         self.consumer = consumer
-        self.producer = producer
-        self.new_producer = new_producer  # replaces a producer after a failed batch (None: keep it)
+        self.out = AckedProducer(producer, new_producer, on_retry=_producing_failed, on_ok=_producing_ok)
         self.engine = engine
         self.scorer = scorer
         self.options = options
@@ -388,38 +392,10 @@ class ScorerLoop:
 
     def produce(self, scored: list[ScoredPost], dead: list[DeadLetter]) -> None:
         """Scored posts keyed by language, dead letters keyed by their original key; all acknowledged."""
-        delay = self.options.retry_initial_s
-        while True:
-            try:
-                futures = [self.producer.send(self.options.scored_topic, key=p.lang.encode(),
-                                              value=p.model_dump_json().encode()) for p in scored]
-                futures += [self.producer.send(self.options.deadletter_topic,
-                                               key=base64.b64decode(d.key_b64) if d.key_b64 else None,
-                                               value=d.model_dump_json().encode()) for d in dead]
-                self.producer.flush()
-                for f in futures:
-                    f.get(timeout=0)
-                metrics.BACKING_OFF.labels("kafka").set(0)
-                return
-            except KafkaError as exc:
-                metrics.PRODUCE_RETRIES.inc()
-                metrics.BACKING_OFF.labels("kafka").set(1)
-                log.warning("producing the batch failed (%s); re-producing in %.1f s, nothing committed",
-                            _error_line(exc), delay)
-                self._back_off(delay)
-                self._renew_producer()
-                delay = min(delay * 2, self.options.store_retry_max_s)
-
-    def _renew_producer(self) -> None:
-        if self.new_producer is None:
-            return
-        try:
-            fresh = self.new_producer()
-        except KafkaUnavailable as exc:  # still down: the next retry tries again
-            log.warning("cannot reconnect the producer yet: %s", exc)
-            return
-        self.producer.close(timeout=0)
-        self.producer = fresh
+        messages = [(self.options.scored_topic, p.lang.encode(), p.model_dump_json().encode()) for p in scored]
+        messages += [(self.options.deadletter_topic, base64.b64decode(d.key_b64) if d.key_b64 else None,
+                      d.model_dump_json().encode()) for d in dead]
+        self.out.send_all(messages, self._back_off, self.options.retry_initial_s, self.options.store_retry_max_s)
 
     def commit(self, records: list[ConsumerRecord]) -> None:
         try:
@@ -432,17 +408,7 @@ class ScorerLoop:
     # -- helpers ----------------------------------------------------------------------------------
 
     def _back_off(self, seconds: float) -> None:
-        """Wait without taking records, staying in the group (poll with every partition paused)."""
-        deadline = time.monotonic() + seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            if self.stop.is_set():
-                raise StopRequested()
-            self.consumer.pause(*self.consumer.assignment())
-            got = self.consumer.poll(timeout_ms=int(min(remaining, 1.0) * 1000))
-            for tp, part in got.items():
-                # Partitions assigned during this poll were not paused yet: put their records back.
-                self.consumer.seek(tp, part[0].offset)
-        self.consumer.resume(*self.consumer.paused())
+        back_off(self.consumer, seconds, self.stop)
 
     def _idle_too_long(self) -> bool:
         limit = self.options.max_idle_s
@@ -493,4 +459,4 @@ def run_scorer(kafka: KafkaSettings, engine: Engine, scorer: Scorer, options: Sc
         finally:
             consumer.close(autocommit=False)  # every processed batch is committed already
     finally:
-        (loop.producer if loop is not None else producer).close()
+        (loop.out.producer if loop is not None else producer).close()
