@@ -38,6 +38,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from ingest.kafka_clients import make_consumer, make_producer
+from ingest import aggregate_metrics as metrics
 from ingest.consuming import AckedProducer, StopRequested, back_off, dead_letter, offsets_to_commit, poll_batch
 from monitor.aggregate import Aggregator, FlushReport
 from monitor.aggregate.records import Contribution, from_message
@@ -149,9 +150,13 @@ class AggregateLoop:
         self.stats.consumed += len(records)
         self.stats.aggregated += len(records) - len(dead)
         self.stats.deadlettered += len(dead)
+        metrics.CONSUMED.inc(len(records))
+        metrics.AGGREGATED.inc(len(records) - len(dead))
+        metrics.DEADLETTERED.inc(len(dead))
 
     def flush_and_commit(self) -> None:
-        report = self._waiting_out_outages(self.aggregator.flush)
+        with metrics.FLUSH_SECONDS.time():
+            report = self._waiting_out_outages(self.aggregator.flush)
         self._count(report)
         if not self.pending:  # revoked during a back-off: nothing of ours left to commit
             return
@@ -166,8 +171,12 @@ class AggregateLoop:
         delay = RETRY_INITIAL_S
         while True:
             try:
-                return step()
+                result = step()
+                metrics.WAITING_FOR_STORE.set(0)
+                return result
             except StoreUnavailable as exc:
+                metrics.STORE_RETRIES.inc()
+                metrics.WAITING_FOR_STORE.set(1)
                 log.warning("store unavailable (%s); retrying in %.1f s, nothing committed", exc, delay)
                 self._back_off(delay)
                 delay = min(delay * 2, self.settings.scorer.store_retry_max_s)
@@ -182,6 +191,9 @@ class AggregateLoop:
         self.stats.late += report.late
         self.stats.windows_scored += report.windows_scored
         self.stats.anomalies += report.anomalies
+        metrics.LATE.inc(report.late)
+        metrics.WINDOWS_SCORED.inc(report.windows_scored)
+        metrics.ANOMALIES.inc(report.anomalies)
         if report.late:
             log.info("%d posts arrived after their window's allowed lateness: their windows were rebuilt", report.late)
 

@@ -296,11 +296,15 @@ def redacted(settings: Settings) -> dict[str, Any]:
 
 
 def redact_url(url: str) -> str:
-    """Mask the password in a URL such as ``postgresql://user:secret@host/db``."""
-    from urllib.parse import urlsplit, urlunsplit
+    """Mask the password of a URL, in the user part or a query parameter (``postgresql://u:***@h/db``)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-    parts = urlsplit(url)
+    parts = original = urlsplit(url)
     if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+    secret = {"password", "passwd", "pwd", "secret", "token", "sslpassword"}
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if any(k.lower() in secret for k, _ in pairs):
+        parts = parts._replace(query=urlencode([(k, "***" if k.lower() in secret else v) for k, v in pairs], safe="*"))
+    # Rebuilt only when something was masked: urlunsplit would turn sqlite:////abs/path into sqlite://abs/path.
+    return url if parts == original else urlunsplit(parts)

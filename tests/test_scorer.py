@@ -55,7 +55,7 @@ def sqlite_engine(tmp_path):
 
 
 def options(kafka, **overrides) -> ScorerOptions:
-    values = {"max_idle_s": 1.0, "poll_timeout_ms": 200, "group_id": f"scorers.{kafka.topics.raw}",
+    values = {"max_idle_s": 3.0, "poll_timeout_ms": 200, "group_id": f"scorers.{kafka.topics.raw}",
               "retry_initial_s": 0.1, "store_retry_max_s": 0.5, **overrides}
     return ScorerOptions.from_settings(Settings(kafka=kafka), **values)
 

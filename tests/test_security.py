@@ -314,3 +314,15 @@ def test_every_dependency_is_pinned_with_an_upper_bound():
     unbounded = [r for r in requirements
                  if not any(s.operator in ("<", "<=", "==", "===", "~=") for s in Requirement(r).specifier)]
     assert not unbounded, f"dependencies without an upper bound: {unbounded}"
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://monitor:s3cr%40t@db:5432/monitor", "postgresql://monitor:***@db:5432/monitor"),
+    ("postgresql://monitor@db/monitor?password=s3cret&sslmode=require",
+     "postgresql://monitor@db/monitor?password=***&sslmode=require"),
+    ("sqlite:////var/lib/monitor/monitor.db", "sqlite:////var/lib/monitor/monitor.db"),
+])
+def test_database_urls_are_shown_without_their_password(url, shown):
+    from monitor.config import redact_url
+
+    assert redact_url(url) == shown

@@ -95,11 +95,16 @@ def _backfill(args: argparse.Namespace, settings, engine) -> int:
 
 
 def _live(args: argparse.Namespace, settings, engine) -> int:
+    from ingest import aggregate_metrics
     from ingest.aggregate_consumer import run_aggregator
     from ingest.kafka_clients import kafka_for
     from monitor.cli.commands_pipeline import stop_on_signals
+    from monitor.health import heartbeat, metrics_endpoint
 
-    with stop_on_signals() as stop, kafka_for(settings) as kafka:
+    metrics_url = metrics_endpoint(settings.metrics_port)
+    with stop_on_signals() as stop, kafka_for(settings) as kafka, heartbeat(
+            settings.data_dir, "aggregator", aggregate_metrics.status, metrics_url=metrics_url,
+            info={"group": settings.aggregator.group_id, "topic": settings.kafka.topics.scored, "kafka": kafka.bootstrap}):
         if not settings.kafka.bootstrap:
             print(f"embedded broker at {kafka.bootstrap} (nothing else will publish to it: set "
                   "MONITOR_KAFKA_BOOTSTRAP to the cluster the scorer uses)", flush=True)

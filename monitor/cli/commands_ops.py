@@ -48,7 +48,7 @@ def _children(settings: Settings, args: argparse.Namespace, duration: float | No
     specs = [
         ChildSpec("scorer", ["score"] + (["--model", str(args.model)] if args.model else []),
                   ready_text="as group", env={"MONITOR_METRICS_PORT": str(scorer_metrics)}),
-        ChildSpec("aggregator", ["aggregate"]),
+        ChildSpec("aggregator", ["aggregate"], env={"MONITOR_METRICS_PORT": "0"}),
         ChildSpec("alerts", ["alerts", "run"], env={"MONITOR_METRICS_PORT": "0"}),  # a free port, in its heartbeat
         ChildSpec("feed", feed, restart=False),
     ]
