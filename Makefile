@@ -23,6 +23,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+lint: $(STAMP)
+	$(BIN)/ruff check --select F --no-cache monitor models ingest alerts dashboard bench tests
+
 bench: $(STAMP)
 	$(BIN)/monitor bench
 

@@ -77,6 +77,23 @@ def tiny_model_dir(tmp_path_factory, base_tokenizer_dir) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def tiny_scorer(tiny_model_dir):
+    """The tiny model loaded once per module, for tests that drive the scorer loop in-process."""
+    from models import SentimentClassifier
+
+    return SentimentClassifier.load(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def broker():
+    """One embedded broker per test module; tests isolate themselves with fresh topic names."""
+    from ingest.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as b:
+        yield b
+
+
 def _pg_available() -> bool:
     try:
         import psycopg

@@ -10,7 +10,6 @@ import pytest
 from sqlalchemy import select
 
 from ingest.aggregate_consumer import AggregateLoop, run_aggregator
-from ingest.broker import EmbeddedBroker
 from ingest.kafka_clients import make_consumer, make_producer
 from ingest.synthetic import FeedConfig, generate, scored_stand_in
 from kafka_helpers import committed, fresh_topics, produce, read_topic
@@ -22,12 +21,6 @@ from monitor.store.db import open_store
 from monitor.store.posts import upsert_posts
 
 T0 = datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with EmbeddedBroker() as b:
-        yield b
 
 
 @pytest.fixture

@@ -280,7 +280,7 @@ def test_no_page_scans_a_big_table(tmp_path, monkeypatch):
     """Every query the pages send is answered through an index (the 1M-post responsiveness rests on it)."""
     import re
 
-    from sqlalchemy import Engine, event, text
+    from sqlalchemy import Engine, event
 
     url = f"sqlite:///{tmp_path / 'plan.db'}"
     engine = open_store(url)

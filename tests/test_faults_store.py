@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 
 from fault_helpers import (BAD_MESSAGES, MONITOR, MonitorProcess, TcpProxy, account, assert_nothing_lost, metric,
                            monitor_env, raw_posts, topic_copies, wait_for)
-from ingest.broker import EmbeddedBroker, free_port
+from ingest.broker import free_port
 from ingest.scorer import ScorerOptions, run_scorer
 from kafka_helpers import committed, fresh_topics, produce
 from monitor.config import Settings
@@ -27,19 +27,6 @@ from monitor.store.posts import count_posts
 
 pytestmark = pytest.mark.faults
 OUTAGE_S = 30.0
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with EmbeddedBroker() as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def tiny_scorer(tiny_model_dir):
-    from models import SentimentClassifier
-
-    return SentimentClassifier.load(tiny_model_dir, device="cpu")
 
 
 def _committed_total(kafka, group: str) -> int:

@@ -28,7 +28,6 @@ from alerts.model import Alert, fingerprint
 from alerts.notification import Notification
 from alerts.render import render_alert_email, render_digest_email
 from dashboard.safe import http_url, md, plot_text
-from ingest.broker import EmbeddedBroker
 from ingest.scorer import ScorerOptions, preprocess, run_scorer, score
 from ingest.validate import Accepted, Rejected, ValidationOptions, validate_message
 from kafka_helpers import fresh_topics, produce
@@ -135,12 +134,6 @@ def test_validation_never_raises_and_refusals_say_why(value):
 
 
 # -- through the real broker and the real store ------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with EmbeddedBroker() as b:
-        yield b
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from alerts.rules import parse_rules
 from monitor.cli.commands_alerts import build_service
 from monitor.config import SmtpSettings, load_settings
@@ -13,14 +11,6 @@ from monitor.store.db import open_store
 from tests.alert_helpers import MIN, T0, run_clock
 from tests.kafka_helpers import fresh_topics, read_topic
 from tests.test_alert_notify import rules, seed_burst
-
-
-@pytest.fixture(scope="module")
-def broker():
-    from ingest.broker import EmbeddedBroker
-
-    with EmbeddedBroker() as b:
-        yield b
 
 
 def test_grouped_notices_are_published_keyed_by_group(broker, tmp_path):

@@ -7,7 +7,6 @@ import json
 import pytest
 
 from conftest import write_jsonl
-from ingest.broker import EmbeddedBroker
 from ingest.scorer import ScorerOptions, run_scorer
 from kafka_helpers import fresh_topics, read_topic
 from monitor.cli import main
@@ -15,12 +14,6 @@ from monitor.config import Settings
 from monitor.schemas import RawPost
 from monitor.store.db import open_store
 from monitor.store.posts import count_posts
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with EmbeddedBroker() as b:
-        yield b
 
 
 @pytest.fixture

@@ -11,26 +11,12 @@ import pytest
 from prometheus_client import REGISTRY
 
 from conftest import PG_ADMIN_URL
-from ingest.broker import EmbeddedBroker
 from ingest.scorer import ScorerOptions, run_scorer
 from kafka_helpers import committed, fresh_topics, produce, read_topic
 from monitor.config import Settings
 from monitor.schemas import DeadLetter, ScoredPost
 from monitor.store.db import open_store
 from monitor.store.posts import count_posts, get_posts
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with EmbeddedBroker() as b:
-        yield b
-
-
-@pytest.fixture(scope="module")
-def tiny_scorer(tiny_model_dir):
-    from models import SentimentClassifier
-
-    return SentimentClassifier.load(tiny_model_dir, device="cpu")
 
 
 @pytest.fixture

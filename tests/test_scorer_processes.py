@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from ingest.broker import EmbeddedBroker
 from kafka_helpers import committed, fresh_topics, produce, read_topic
 from monitor.schemas import ScoredPost
 from monitor.store.db import open_store
@@ -22,12 +21,6 @@ from monitor.store.posts import count_posts, get_posts
 pytestmark = pytest.mark.faults
 
 MONITOR = str(Path(sys.executable).parent / "monitor")
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with EmbeddedBroker() as b:
-        yield b
 
 
 class Scorer:

@@ -9,24 +9,16 @@ import subprocess
 import time
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import update
 
 from alerts.notification import Message
 from alerts.outbox import enqueue
 from fault_helpers import MONITOR, MonitorProcess, metric, monitor_env, raw_posts, wait_for
-from ingest.broker import EmbeddedBroker
 from kafka_helpers import fresh_topics, produce
 from monitor.health import Heartbeat, read_heartbeats
 from monitor.schemas import utcnow
 from monitor.store.alert_tables import notifications
 from monitor.store.db import open_store
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with EmbeddedBroker() as b:
-        yield b
 
 
 def status(env: dict[str, str], *args: str) -> tuple[int, dict]:
