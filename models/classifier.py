@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from models.artifact import DEFAULT_MODEL_DIR, Manifest, build_model, read_manifest, tokenizer_dir
-from models.engine import Backend, EngineOptions, InferenceEngine, TorchBackend
+from models.engine import Backend, EngineOptions, InferenceEngine, TorchBackend, default_batch_tokens
 from models.labels import LABELS, NEGATIVE, POSITIVE
 
 
@@ -86,13 +86,14 @@ class SentimentClassifier:
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device | None = None, *,
-             precision: str | None = None, max_batch_tokens: int = 8192, cache_dir: Path | None = None,
+             precision: str | None = None, max_batch_tokens: int | None = None, cache_dir: Path | None = None,
              compile: bool = False, threads: int | None = None) -> "SentimentClassifier":
         """Load a model directory (default: the shipped model) on ``device`` (default: a GPU if any).
 
         ``precision``: ``fp32`` (exact; the CPU default, and what the evaluation table uses),
         ``bf16``/``fp16`` autocast (the GPU default is bf16), or ``int8`` (ONNX Runtime, dynamic
         int8: the fastest CPU path, built once per model version into the model cache).
+        ``max_batch_tokens``: default 2,048 on a CPU, 8,192 on a GPU (``models.engine``).
         """
         from transformers import AutoTokenizer
 
@@ -117,7 +118,8 @@ class SentimentClassifier:
             tok_dir = tokenizer_dir(model_dir, manifest, cache)
             backend = TorchBackend(build_model(model_dir, manifest, tok_dir), dev, precision, compile=compile)
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
-        options = EngineOptions(max_length=manifest.max_length, max_batch_tokens=max_batch_tokens)
+        options = EngineOptions(max_length=manifest.max_length,
+                                max_batch_tokens=max_batch_tokens or default_batch_tokens(dev.type))
         return cls(backend, tokenizer, manifest, dev, options)
 
     def predict(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[Prediction]:

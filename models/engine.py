@@ -33,6 +33,17 @@ class Encoded:
     truncated: list[bool]
 
 
+# Token budget per batch when the caller sets none. On a CPU, 2,048-token batches stay in cache:
+# bf16 300 posts/s and 1.3 GB RSS against 255 posts/s and 1.6 GB at 8,192 (int8: 260 against 147);
+# a GPU needs big batches to be busy.
+CPU_BATCH_TOKENS = 2048
+GPU_BATCH_TOKENS = 8192
+
+
+def default_batch_tokens(device_type: str) -> int:
+    return GPU_BATCH_TOKENS if device_type == "cuda" else CPU_BATCH_TOKENS
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     max_length: int = 128

@@ -89,13 +89,17 @@ class ScorerSettings(BaseSettings):
     device: str | None = None
     precision: Literal["fp32", "bf16", "fp16", "int8"] | None = Field(
         None, description="unset: bf16 on a GPU and on a CPU with bf16 units, else int8 (ONNX Runtime)")
-    max_batch_tokens: int = Field(8192, ge=64)
+    max_batch_tokens: int | None = Field(None, ge=64, description="token budget per model batch; unset: "
+                                         "2048 on a CPU, 8192 on a GPU")
     threads: int | None = Field(None, ge=1, description="CPU threads for the model (default: all cores; "
                                 "with N scorers on one machine give each cores/N)")
     max_text_chars: int = Field(10_000, ge=16, description="longer texts are truncated, and the truncation recorded")
     max_future_skew_s: float = Field(300.0, ge=0, description="created_at further ahead is clamped to receive time")
     store_retry_max_s: float = Field(30.0, gt=0, description="longest back-off between store retries")
     model_retries: int = Field(2, ge=0, description="tries of a failing post alone before it is dead-lettered")
+    langid: Literal["accurate", "compact"] = Field(
+        "accurate", description="language detection of posts without a language: compact saves ~390 MB "
+        "for ~3 points of accuracy on short posts")
 
 
 class AggregatorSettings(BaseSettings):

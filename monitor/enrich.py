@@ -242,10 +242,12 @@ class Enrichment:
 def enrich(posts: Sequence[RawPost]) -> list[Enrichment]:
     from monitor.config import get_settings
 
-    extractor = ticker_extractor(get_settings().aggregator.aliases_file)
+    settings = get_settings()
+    extractor = ticker_extractor(settings.aggregator.aliases_file)
     declared = [normalise_code(p.lang) for p in posts]
     to_detect = [i for i, code in enumerate(declared) if code is None]
-    detected = dict(zip(to_detect, detect([posts[i].text for i in to_detect])))
+    compact = settings.scorer.langid == "compact"
+    detected = dict(zip(to_detect, detect([posts[i].text for i in to_detect], compact=compact)))
     out = []
     for i, post in enumerate(posts):
         notes = []

@@ -114,7 +114,9 @@ def test_old_style_keys_count_as_exact():
     assert parts.core == parts.head == "0" * 32 and not parts.truncated
 
 
-def test_enrich_keeps_declared_language_and_detects_missing_ones():
+@pytest.mark.parametrize("mode", ["accurate", "compact"])
+def test_enrich_keeps_declared_language_and_detects_missing_ones(mode, monkeypatch):
+    monkeypatch.setenv("MONITOR_SCORER_LANGID", mode)
     posts = [RawPost(id="1", text="Die Siemens-Aktie steigt nach starken Zahlen deutlich", lang="DE-de"),
              RawPost(id="2", text="Die Siemens-Aktie steigt nach starken Zahlen deutlich"),
              RawPost(id="3", text="🚀🚀🚀 $$$"),

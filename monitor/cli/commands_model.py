@@ -62,7 +62,7 @@ def _engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16", "int8"],
                    help="fp32 (exact), bf16/fp16 autocast, int8 dynamic quantisation (CPU); "
                    "default: the scorer's setting, else fp32 on CPU and bf16 on GPU")
-    p.add_argument("--batch-tokens", type=int, default=8192, help="token budget per batch (default 8192)")
+    p.add_argument("--batch-tokens", type=int, help="token budget per batch (default 2048 on a CPU, 8192 on a GPU)")
 
 
 def _load_classifier(args: argparse.Namespace):
