@@ -58,6 +58,15 @@ def _children(settings: Settings, args: argparse.Namespace, duration: float | No
     return specs
 
 
+def _timeline(rate: float) -> str:
+    """When to look: the feed's scripted episodes, in minutes after the start (baselines need the first ten)."""
+    from ingest.synthetic import FeedConfig
+
+    lines = [f"  +{ep.offset_s / 60:.0f} min {ep.kind.replace('_', ' ')}: {', '.join(ep.tickers)} in {', '.join(ep.langs)}"
+             for ep in FeedConfig.demo(rate=rate).episodes]
+    return "  the feed's episodes (steady traffic before and between):\n  " + "\n  ".join(lines)
+
+
 def _summary(settings: Settings) -> dict:
     from sqlalchemy import func, select
 
@@ -96,6 +105,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"  e-mails:    {data_dir / 'mail'} (local SMTP sink)" if not settings.smtp.host
               else f"  e-mails:    via {settings.smtp.host}:{settings.smtp.port}")
         print(f"  logs:       {data_dir / 'logs'}")
+        print(_timeline(args.rate))
         print("  Ctrl-C stops everything" + (f"; stopping by itself after {args.duration:.0f} s" if args.duration else ""),
               flush=True)
         while args.duration is None or time.monotonic() - started < args.duration:
