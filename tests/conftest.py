@@ -53,7 +53,7 @@ def tiny_model_dir(tmp_path_factory, base_tokenizer_dir) -> Path:
     """A tiny random XLM-R classifier with the real tokenizer, as a full-format model directory.
 
     Fast enough for pipeline tests (milliseconds per batch); its predictions are meaningless but
-    deterministic, which is all that plumbing tests need.
+    deterministic and differ from text to text, which is all that plumbing tests need.
     """
     import shutil
 
@@ -67,7 +67,8 @@ def tiny_model_dir(tmp_path_factory, base_tokenizer_dir) -> Path:
     torch.manual_seed(0)
     config = XLMRobertaConfig(vocab_size=250037, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                               intermediate_size=64, max_position_embeddings=514, type_vocab_size=2,
-                              num_labels=3, id2label=dict(enumerate(LABELS)), label2id=LABEL2ID)
+                              num_labels=3, id2label=dict(enumerate(LABELS)), label2id=LABEL2ID,
+                              initializer_range=0.5)  # wide weights: answers differ per text, so order is testable
     model = XLMRobertaForSequenceClassification(config).eval()
     model.save_pretrained(str(out / "full"))
     for item in base_tokenizer_dir.iterdir():

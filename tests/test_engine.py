@@ -60,3 +60,23 @@ def test_every_kind_of_text_gets_a_prediction_and_long_ones_are_flagged(clf):
 def test_langs_must_match_texts(clf):
     with pytest.raises(ValueError, match="2 texts but 1 langs"):
         clf.predict(["a", "b"], langs=["en"])
+
+
+
+def test_int8_onnx_path_follows_fp32_in_input_order_and_is_built_once(clf, tiny_model_dir, tmp_path):
+    fast = SentimentClassifier.load(tiny_model_dir, device="cpu", precision="int8", cache_dir=tmp_path)
+    exact, quick = clf.predict_proba(MIXED), fast.predict_proba(MIXED)
+    assert quick.shape == exact.shape and np.allclose(quick.sum(axis=1), 1.0, atol=1e-5)
+    # int8 is an approximation (README: max 0.38 on the real model): close on average, same answers mostly;
+    # the tiny model's rows differ by up to 0.9, so a row out of order would break both.
+    assert np.abs(quick - exact).mean() < 0.05
+    assert (quick.argmax(axis=1) == exact.argmax(axis=1)).mean() >= 0.9
+    [built] = tmp_path.glob("onnx-*/model-int8.onnx")
+    stamp = built.stat().st_mtime_ns
+    again = SentimentClassifier.load(tiny_model_dir, device="cpu", precision="int8", cache_dir=tmp_path)
+    assert built.stat().st_mtime_ns == stamp  # reused by the next process, not rebuilt
+    np.testing.assert_allclose(again.predict_proba(MIXED), quick, atol=1e-6)
+
+
+def test_cpu_batches_default_to_the_cache_sized_budget(clf):
+    assert clf.engine.options.max_batch_tokens == 2048
