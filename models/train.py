@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import yaml
 
-from models.artifact import Manifest, content_version, write_manifest
+from models.artifact import Manifest, content_version, store_half, write_manifest
 from models.data import Example, read_jsonl, select
 from models.encoders import resolve_base, save_tokenizer
 from models.engine import EngineOptions, InferenceEngine, TorchBackend
@@ -254,6 +254,7 @@ class Trainer:
         tmp.mkdir(parents=True)
         if self.config.finetune == "lora":
             self.model.save_pretrained(str(tmp))
+            store_half(tmp / "adapter_model.safetensors")
             # peft records the local cache path of the base; the spec is what resolves on any machine.
             adapter_config = tmp / "adapter_config.json"
             data = json.loads(adapter_config.read_text())

@@ -76,6 +76,9 @@ def test_train_writes_a_loadable_model_directory(tmp_path, tiny_base_dir, data_d
     assert [h["step"] for h in history["history"]] == [3, 6, 9, 10]
     if finetune == "lora":
         assert (out / "adapter_model.safetensors").stat().st_size < 10 * 2**20
+        from safetensors.torch import load_file
+
+        assert {str(v.dtype) for v in load_file(str(out / "adapter_model.safetensors")).values()} == {"torch.float16"}
 
     clf = SentimentClassifier.load(out, device="cpu", cache_dir=tmp_path / "cache")
     preds = clf.predict(["Acme shares soar", ""])
