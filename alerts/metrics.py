@@ -10,6 +10,8 @@ from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Gauge
 
+from monitor.health import metric_total
+
 DELIVERED = Counter("monitor_alerts_delivered", "Notifications a server accepted", ["channel"])
 DELIVERY_FAILURES = Counter("monitor_alerts_delivery_failures",
                             "Delivery attempts that failed (retrying: tried again later; permanent: marked failed)",
@@ -49,7 +51,5 @@ def status() -> dict[str, Any]:
     down = sorted(ch for ch, v in _by_label("monitor_alerts_channel_down", "channel").items() if v)
     problems = ([f"failing: {', '.join(failing)} (see the log; state and outbox are kept in the store)"] if failing else []) + \
                ([f"delivery on {', '.join(down)} failing: messages wait in the outbox" ] if down else [])
-    return {"delivered": int(sum(_by_label("monitor_alerts_delivered_total", "channel").values())),
-            "delivery_failures": int(sum(s.value for m in REGISTRY.collect() for s in m.samples
-                                         if s.name == "monitor_alerts_delivery_failures_total")),
+    return {"delivered": int(metric_total(DELIVERED)), "delivery_failures": int(metric_total(DELIVERY_FAILURES)),
             "problem": "; ".join(problems) or None}

@@ -6,6 +6,8 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from monitor.health import metric_total
+
 CONSUMED = Counter("monitor_aggregator_consumed", "Scored posts read from the scored topic")
 AGGREGATED = Counter("monitor_aggregator_aggregated", "Posts counted into windows")
 DEADLETTERED = Counter("monitor_aggregator_deadlettered", "Messages refused (not a scored post)")
@@ -18,13 +20,9 @@ FLUSH_SECONDS = Histogram("monitor_aggregator_flush_seconds", "Time to write a b
                           buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 
 
-def _total(counter: Counter) -> int:
-    return int(sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total")))
-
-
 def status() -> dict[str, Any]:
     """Counters and the current problem, for the heartbeat file ``monitor status`` reads."""
-    waiting = sum(s.value for m in WAITING_FOR_STORE.collect() for s in m.samples)
-    return {"consumed": _total(CONSUMED), "aggregated": _total(AGGREGATED), "deadlettered": _total(DEADLETTERED),
-            "windows_scored": _total(WINDOWS_SCORED), "store_retries": _total(STORE_RETRIES),
-            "problem": "waiting for the store" if waiting else None}
+    counts = {"consumed": CONSUMED, "aggregated": AGGREGATED, "deadlettered": DEADLETTERED,
+              "windows_scored": WINDOWS_SCORED, "store_retries": STORE_RETRIES}
+    return {**{k: int(metric_total(m)) for k, m in counts.items()},
+            "problem": "waiting for the store" if metric_total(WAITING_FOR_STORE) else None}

@@ -11,6 +11,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
+from monitor.health import metric_total
 from monitor.health import serve_metrics  # noqa: F401  (the scorer's endpoint is the process-wide one)
 
 CONSUMED = Counter("monitor_scorer_consumed", "Messages read from the raw topic")
@@ -33,16 +34,11 @@ _WAITING = {"store": "store unavailable: the batch is retried with back-off, not
             "kafka": "Kafka refuses the produced batch: re-producing with back-off, nothing committed"}
 
 
-def _value(name: str, labels: dict[str, str] | None = None) -> float:
-    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
-
-
 def status() -> dict[str, Any]:
     """The scorer's counters and current problem, for its heartbeat."""
-    lag = sum(s.value for m in LAG.collect() for s in m.samples)
-    waiting = [why for key, why in _WAITING.items() if _value("monitor_scorer_backing_off", {"waiting_for": key})]
-    last = _value("monitor_scorer_last_commit_timestamp_seconds")
-    return {"consumed": int(_value("monitor_scorer_consumed_total")), "scored": int(_value("monitor_scorer_scored_total")),
-            "deadlettered": int(sum(s.value for m in DEADLETTERED.collect() for s in m.samples if s.name.endswith("_total"))),
-            "lag": int(lag), "last_commit_unix": last or None, "store_retries": int(_value("monitor_scorer_store_retries_total")),
-            "problem": "; ".join(waiting) or None}
+    waiting = [why for key, why in _WAITING.items()
+               if REGISTRY.get_sample_value("monitor_scorer_backing_off", {"waiting_for": key})]
+    counts = {"consumed": CONSUMED, "scored": SCORED, "deadlettered": DEADLETTERED, "lag": LAG,
+              "store_retries": STORE_RETRIES}
+    return {**{k: int(metric_total(m)) for k, m in counts.items()},
+            "last_commit_unix": metric_total(LAST_COMMIT) or None, "problem": "; ".join(waiting) or None}

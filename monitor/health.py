@@ -39,6 +39,11 @@ def serve_metrics(port: int, host: str = "127.0.0.1") -> int:
     return int(server.server_port)
 
 
+def metric_total(metric: Any) -> float:
+    """A metric's value summed over its label sets (a counter's ``_total`` samples), for heartbeats."""
+    return sum(s.value for m in metric.collect() for s in m.samples if not s.name.endswith("_created"))
+
+
 def metrics_endpoint(port: int | None) -> str | None:
     """Serve the metrics on ``port`` (``MONITOR_METRICS_PORT``; 0: a free one) and say where; None: not served."""
     if port is None:
