@@ -95,7 +95,7 @@ class SentimentClassifier:
         int8: the fastest CPU path, built once per model version into the model cache).
         ``max_batch_tokens``: default 2,048 on a CPU, 8,192 on a GPU (``models.engine``).
         """
-        from transformers import AutoTokenizer
+        from models.compact_tokenizer import load_inference_tokenizer
 
         model_dir = Path(path) if path is not None else DEFAULT_MODEL_DIR
         manifest = read_manifest(model_dir)
@@ -117,7 +117,7 @@ class SentimentClassifier:
         else:
             tok_dir = tokenizer_dir(model_dir, manifest, cache)
             backend = TorchBackend(build_model(model_dir, manifest, tok_dir), dev, precision, compile=compile)
-        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
+        tokenizer = load_inference_tokenizer(tok_dir, cache, threads=cpu_threads(threads))
         options = EngineOptions(max_length=manifest.max_length,
                                 max_batch_tokens=max_batch_tokens or default_batch_tokens(dev.type))
         return cls(backend, tokenizer, manifest, dev, options)

@@ -49,6 +49,23 @@ class EngineOptions:
     max_length: int = 128
     max_batch_tokens: int = 8192
     max_batch_size: int = 256
+    # Batch widths are rounded up to a multiple of this. oneDNN caches kernels per input shape; with
+    # every width from 3 to 96 tokens in use that cache held ~180 MB, with widths in steps of 8 ~60 MB
+    # (tensor cores want multiples of 8 as well).
+    pad_multiple: int = 8
+
+    def width(self, longest: int) -> int:
+        return min(-(-longest // self.pad_multiple) * self.pad_multiple, max(longest, self.max_length))
+
+
+class Tokenizer(Protocol):
+    """What the engine asks of a tokenizer: a ``transformers`` fast one, or
+    :class:`models.compact_tokenizer.CompactTokenizer`."""
+
+    pad_token_id: int
+
+    def __call__(self, texts: Sequence[str], *, add_special_tokens: bool, truncation: bool,
+                 max_length: int) -> dict[str, list[list[int]]]: ...
 
 
 class Pending(Protocol):
@@ -77,6 +94,22 @@ class OnDevice:
         return self.probs.float().cpu().numpy()
 
 
+def bf16_word_embeddings(model: torch.nn.Module) -> None:
+    """Keep the word-embedding table in bf16 (autocast leaves lookups in fp32), rows cast up on use.
+
+    The table is 80% of the default model's weights (250,037 x 384): 192 MB instead of 384 MB of host
+    memory. UMSAB test, 4,000 posts: 1 label differs from fp32 (4 with plain bf16 autocast), max |dp|
+    0.012. Every other tensor is copied off the checkpoint's memory map, so the map, and the fp32
+    pages the cast read, are released.
+    """
+    emb = model.get_input_embeddings()
+    emb.weight = torch.nn.Parameter(emb.weight.detach().to(torch.bfloat16), requires_grad=False)
+    emb.register_forward_hook(lambda _module, _inputs, out: out.float())
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor is not emb.weight:
+            tensor.data = tensor.data.clone()
+
+
 class TorchBackend:
     """A ``transformers`` sequence classifier in eager PyTorch."""
 
@@ -87,6 +120,8 @@ class TorchBackend:
         if precision == "fp16" and device.type != "cuda":
             raise ValueError("fp16 autocast needs a CUDA device; use bf16, int8 or fp32 on the CPU")
         self.model = model.to(device).eval()
+        if precision == "bf16" and device.type == "cpu":
+            bf16_word_embeddings(self.model)
         self.device = device
         self.precision = precision
         self.name = f"torch-{precision}"
@@ -110,7 +145,7 @@ class TorchBackend:
 
 
 class InferenceEngine:
-    def __init__(self, backend: Backend, tokenizer, *, input_prefix: str = "",
+    def __init__(self, backend: Backend, tokenizer: Tokenizer, *, input_prefix: str = "",
                  options: EngineOptions = EngineOptions()) -> None:
         self.backend = backend
         self.tokenizer = tokenizer
@@ -135,14 +170,14 @@ class InferenceEngine:
         start = 0
         budget, cap = self.options.max_batch_tokens, self.options.max_batch_size
         while start < len(order):
-            rows = max(1, min(cap, budget // max(1, lengths[order[start]])))
+            rows = max(1, min(cap, budget // max(1, self.options.width(lengths[order[start]]))))
             batches.append(order[start : start + rows])
             start += rows
         return batches
 
     def collate(self, ids: list[list[int]], index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = [ids[i] for i in index]
-        width = max(len(r) for r in rows)
+        width = self.options.width(max(len(r) for r in rows))
         input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(rows), width), dtype=np.int64)
         for j, r in enumerate(rows):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from models import SentimentClassifier
 from models.engine import EngineOptions, InferenceEngine
@@ -41,7 +42,15 @@ def test_batches_respect_the_token_budget(clf):
     batches = engine.plan(lengths)
     assert sorted(int(i) for b in batches for i in b) == list(range(len(lengths)))
     for batch in batches:
-        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 256
+        width = engine.options.width(max(lengths[i] for i in batch))
+        assert len(batch) == 1 or len(batch) * width <= 256
+
+
+def test_batch_widths_come_in_steps_of_eight_up_to_max_length(clf):
+    engine = InferenceEngine(clf.engine.backend, clf.engine.tokenizer, options=EngineOptions(max_length=60))
+    ids = [[5] * n for n in (1, 8, 9, 17, 59, 60)]
+    widths = [engine.collate(ids, [i])[0].shape[1] for i in range(len(ids))]
+    assert widths == [8, 8, 16, 24, 60, 60]
 
 
 def test_empty_input_gives_empty_output(clf):
@@ -80,3 +89,14 @@ def test_int8_onnx_path_follows_fp32_in_input_order_and_is_built_once(clf, tiny_
 
 def test_cpu_batches_default_to_the_cache_sized_budget(clf):
     assert clf.engine.options.max_batch_tokens == 2048
+
+
+def test_bf16_on_cpu_keeps_the_embedding_table_in_bf16_and_follows_fp32(clf, tiny_model_dir):
+    half = SentimentClassifier.load(tiny_model_dir, device="cpu", precision="bf16")
+    model = half.engine.backend.model
+    assert model.get_input_embeddings().weight.dtype == torch.bfloat16
+    assert {p.dtype for n, p in model.named_parameters() if "word_embeddings" not in n} == {torch.float32}
+    exact, approx = clf.predict_proba(MIXED), half.predict_proba(MIXED)
+    assert np.allclose(approx.sum(axis=1), 1.0, atol=1e-5)
+    assert np.abs(approx - exact).mean() < 0.05
+    assert (approx.argmax(axis=1) == exact.argmax(axis=1)).mean() >= 0.9
