@@ -13,12 +13,14 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from models.artifact import Manifest, load_merged
+from models.artifact import Manifest, ModelDirError, load_merged
 from models.engine import Ready
 
 log = logging.getLogger(__name__)
@@ -27,18 +29,31 @@ RECIPE = "int8-matmul-perchannel"  # part of the cache key: a new recipe never r
 
 
 def onnx_int8_dir(model_dir: Path, manifest: Manifest, cache_dir: Path) -> Path:
-    """``<cache>/onnx-<recipe>-<version>/`` holding ``model-int8.onnx`` and the tokenizer; built on first use."""
+    """``<cache>/onnx-<recipe>-<version>/`` holding ``model-int8.onnx`` and the tokenizer; built on first use.
+
+    The build runs in a child process: export and quantisation peak at ~2.7 GB for the default model,
+    and a long-lived scorer that did it itself would keep ~350 MB of that heap for good.
+    """
+    target = cache_dir / f"onnx-{RECIPE}-{manifest.version}"
+    if not (target / INT8_FILE).is_file():
+        log.info("building the int8 ONNX model for %s (once)", manifest.version)
+        # A fresh interpreter, not multiprocessing: spawn would re-run the caller's main module.
+        done = subprocess.run([sys.executable, "-m", "models.onnx_backend", *(str(p.resolve()) for p in (model_dir, cache_dir, target))],
+                              capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+            raise ModelDirError(f"{model_dir}: building the int8 ONNX model failed: {last}")
+    return target
+
+
+def _build(model_dir: Path, cache_dir: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoTokenizer
 
     from models.encoders import save_tokenizer
     from models.export import export_onnx
 
-    target = cache_dir / f"onnx-{RECIPE}-{manifest.version}"
-    if (target / INT8_FILE).is_file():
-        return target
     cache_dir.mkdir(parents=True, exist_ok=True)
-    log.info("building the int8 ONNX model for %s (once)", manifest.version)
     tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=cache_dir))
     try:
         _, model, base_dir = load_merged(model_dir, cache_dir)
@@ -54,7 +69,6 @@ def onnx_int8_dir(model_dir: Path, manifest: Manifest, cache_dir: Path) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -77,3 +91,7 @@ class OnnxBackend:
     def submit(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> Ready:
         (logits,) = self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask})
         return Ready(_softmax(logits.astype(np.float32)))
+
+
+if __name__ == "__main__":
+    _build(*map(Path, sys.argv[1:4]))

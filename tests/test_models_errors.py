@@ -49,14 +49,16 @@ def test_missing_weights(tiny_model_dir, tmp_path):
         read_manifest(model)
 
 
-def test_truncated_weights_file(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "int8"])  # int8 builds its ONNX file in a child process
+def test_truncated_weights_file(tiny_model_dir, tmp_path, precision):
     from models import SentimentClassifier
 
     model = _copy(tiny_model_dir, tmp_path / "m")
     weights = model / "full" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
-    with pytest.raises(ModelDirError, match="cannot load the weights"):
-        SentimentClassifier.load(model, device="cpu")
+    with pytest.raises(ModelDirError, match="cannot load the weights") as caught:
+        SentimentClassifier.load(model, device="cpu", precision=precision, cache_dir=tmp_path / "cache")
+    assert "\n" not in str(caught.value)
 
 
 def test_predict_rejects_a_line_without_text(tiny_model_dir, tmp_path, capsys):
