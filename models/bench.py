@@ -8,6 +8,7 @@ so a noisy neighbour on the machine skews all variants alike.
 
 from __future__ import annotations
 
+import copy
 import resource
 import statistics
 import time
@@ -19,7 +20,7 @@ import torch
 from pydantic import BaseModel
 
 from models.classifier import SentimentClassifier
-from models.engine import Backend, InferenceEngine, TorchBackend
+from models.engine import Backend, InferenceEngine, TorchBackend, bf16_word_embeddings
 
 # Dense bf16 tensor-core peaks (TFLOP/s) of cards we may meet; unknown cards report no ratio.
 GPU_BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
@@ -94,7 +95,9 @@ def _backend(clf: SentimentClassifier, precision: str, model_dir: Path | None, c
         from models.onnx_backend import INT8_FILE, OnnxBackend, onnx_int8_dir
 
         return OnnxBackend(onnx_int8_dir(model_dir or DEFAULT_MODEL_DIR, clf.manifest, cache_dir) / INT8_FILE)
-    torch_model = clf.engine.backend.model  # every torch precision shares the fp32 weights
+    torch_model = clf.engine.backend.model  # shared fp32 weights, but bf16 on a CPU gets what the scorer runs
+    if precision == "bf16" and clf.device.type == "cpu":
+        torch_model = bf16_word_embeddings(copy.deepcopy(torch_model))
     return TorchBackend(torch_model, clf.device, precision)
 
 

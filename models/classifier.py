@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from models.artifact import DEFAULT_MODEL_DIR, Manifest, build_model, read_manifest, tokenizer_dir
-from models.engine import Backend, EngineOptions, InferenceEngine, TorchBackend, default_batch_tokens
+from models.engine import (Backend, EngineOptions, InferenceEngine, TorchBackend, bf16_word_embeddings,
+                           default_batch_tokens)
 from models.labels import LABELS, NEGATIVE, POSITIVE
 
 
@@ -116,7 +117,10 @@ class SentimentClassifier:
             backend = OnnxBackend(tok_dir / INT8_FILE, threads=cpu_threads(threads))
         else:
             tok_dir = tokenizer_dir(model_dir, manifest, cache)
-            backend = TorchBackend(build_model(model_dir, manifest, tok_dir), dev, precision, compile=compile)
+            model = build_model(model_dir, manifest, tok_dir)
+            if precision == "bf16" and dev.type == "cpu":
+                bf16_word_embeddings(model)
+            backend = TorchBackend(model, dev, precision, compile=compile)
         tokenizer = load_inference_tokenizer(tok_dir, cache, threads=cpu_threads(threads))
         options = EngineOptions(max_length=manifest.max_length,
                                 max_batch_tokens=max_batch_tokens or default_batch_tokens(dev.type))
