@@ -9,6 +9,7 @@ so a noisy neighbour on the machine skews all variants alike.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import resource
 import statistics
 import time
@@ -20,7 +21,7 @@ import torch
 from pydantic import BaseModel
 
 from models.classifier import SentimentClassifier
-from models.engine import Backend, InferenceEngine, TorchBackend, bf16_word_embeddings
+from models.engine import Backend, InferenceEngine, TorchBackend, bf16_word_embeddings, pad_multiple_for
 
 # Dense bf16 tensor-core peaks (TFLOP/s) of cards we may meet; unknown cards report no ratio.
 GPU_BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
@@ -113,9 +114,10 @@ def run_bench(clf: SentimentClassifier, texts: Sequence[str], export_dir: Path, 
     for precision in precisions:
         if (precision == "int8" and cuda) or (precision == "fp16" and not cuda):
             continue
+        options = dataclasses.replace(clf.engine.options, pad_multiple=pad_multiple_for(precision))
         engines[f"engine-{precision}"] = InferenceEngine(_backend(clf, precision, model_dir, cache_dir),
                                                          clf.engine.tokenizer, input_prefix=clf.engine.prefix,
-                                                         options=clf.engine.options)
+                                                         options=options)
     pipe = pipeline("text-classification", model=str(export_dir), tokenizer=str(export_dir), device=device,
                     top_k=None, dtype=torch.float32)
     prefixed = [clf.manifest.input_prefix + t for t in texts]

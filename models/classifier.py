@@ -16,7 +16,7 @@ import torch
 
 from models.artifact import DEFAULT_MODEL_DIR, Manifest, build_model, read_manifest, tokenizer_dir
 from models.engine import (Backend, EngineOptions, InferenceEngine, TorchBackend, bf16_word_embeddings,
-                           default_batch_tokens)
+                           default_batch_tokens, pad_multiple_for)
 from models.labels import LABELS, NEGATIVE, POSITIVE
 
 
@@ -123,7 +123,8 @@ class SentimentClassifier:
             backend = TorchBackend(model, dev, precision, compile=compile)
         tokenizer = load_inference_tokenizer(tok_dir, cache, threads=cpu_threads(threads))
         options = EngineOptions(max_length=manifest.max_length,
-                                max_batch_tokens=max_batch_tokens or default_batch_tokens(dev.type))
+                                max_batch_tokens=max_batch_tokens or default_batch_tokens(dev.type),
+                                pad_multiple=pad_multiple_for(precision))
         return cls(backend, tokenizer, manifest, dev, options)
 
     def predict(self, texts: Sequence[str], langs: Sequence[str | None] | None = None) -> list[Prediction]:

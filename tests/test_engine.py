@@ -47,7 +47,8 @@ def test_batches_respect_the_token_budget(clf):
 
 
 def test_batch_widths_come_in_steps_of_eight_up_to_max_length(clf):
-    engine = InferenceEngine(clf.engine.backend, clf.engine.tokenizer, options=EngineOptions(max_length=60))
+    assert clf.engine.options.pad_multiple == 8  # torch backends
+    engine = InferenceEngine(clf.engine.backend, clf.engine.tokenizer, options=EngineOptions(max_length=60, pad_multiple=8))
     ids = [[5] * n for n in (1, 8, 9, 17, 59, 60)]
     widths = [engine.collate(ids, [i])[0].shape[1] for i in range(len(ids))]
     assert widths == [8, 8, 16, 24, 60, 60]
