@@ -98,7 +98,7 @@ class ScorerSettings(BaseSettings):
     store_retry_max_s: float = Field(30.0, gt=0, description="longest back-off between store retries")
     model_retries: int = Field(2, ge=0, description="tries of a failing post alone before it is dead-lettered")
     langid: Literal["accurate", "compact"] = Field(
-        "accurate", description="language detection of posts without a language: compact saves ~390 MB "
+        "accurate", description="language detection of posts without a language: compact saves up to ~320 MB "
         "for ~3 points of accuracy on short posts")
 
 

@@ -42,8 +42,8 @@ def _detector(compact: bool):
 
 
 def detect(texts: Sequence[str], *, compact: bool = False) -> list[Detected]:
-    """``compact``: lingua's trigram-only models, about 80 MB of memory instead of 470 MB, for a few
-    points of accuracy on short posts (UMSAB test tweets: 82.0% instead of 85.4% right)."""
+    """``compact``: lingua's trigram-only models, 20 MB of memory instead of 340 MB with all 16 languages
+    loaded, for a few points of accuracy on short posts (UMSAB test tweets: 82.0% instead of 85.4% right)."""
     if not texts:
         return []
     results = _detector(compact).compute_language_confidence_values_in_parallel(list(texts))
