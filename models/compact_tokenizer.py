@@ -104,16 +104,16 @@ class CompactTokenizer:
                  max_length: int) -> dict[str, list[list[int]]]:
         if not (add_special_tokens and truncation):
             raise ValueError("the compact tokenizer encodes for inference only: special tokens added, truncated")
-        segments: list[str] = []
-        plans: list[list[int | str]] = []  # per text: a special token's id (int) or a segment's slot (str)
+        segments: list[str] = []  # every text's plain parts, encoded in one SentencePiece call
+        plans: list[list[int | tuple[int]]] = []  # per text: a segment's index, or (special token id,)
         for text in texts:
             parts = self._special_split.split(text) if "<" in text else [text]
-            plan: list[int | str] = []
+            plan: list[int | tuple[int]] = []
             for j, part in enumerate(parts):
                 if j % 2:
-                    plan.append(self._specials[part])
+                    plan.append((self._specials[part],))
                 elif part:
-                    plan.append(str(len(segments)))
+                    plan.append(len(segments))
                     segments.append(self.pretokenize(part))
             plans.append(plan)
         pieces = self._sp.encode(segments, num_threads=self._threads) if segments else []
@@ -122,7 +122,7 @@ class CompactTokenizer:
         for plan in plans:
             ids: list[int] = []
             for step in plan:
-                ids.extend(pieces[int(step)] if isinstance(step, str) else (step,))
+                ids.extend(step if isinstance(step, tuple) else pieces[step])
             out.append([self.bos_token_id, *ids[:keep], self.eos_token_id])
         return {"input_ids": out}
 
