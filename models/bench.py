@@ -87,33 +87,33 @@ def gpu_busy_fraction(fn: Callable[[], object]) -> float:
 def _padded_shapes(engine: InferenceEngine, texts: Sequence[str]) -> list[tuple[int, int]]:
     enc = engine.encode(texts)
     lengths = [len(i) for i in enc.ids]
-    return [(len(b), engine.options.width(max(lengths[i] for i in b))) for b in engine.plan(lengths)]
-
-
-# GPU efficiency targets are stated for an XLM-R-base-sized encoder; the shipped model is 384 wide.
-ENCODER_SIZES = {"xlmr-base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-                               "intermediate_size": 3072}}
+    # Useful work only: the padding to width steps of 8 is not counted (the busy fraction shows it).
+    return [(len(b), max(lengths[i] for i in b)) for b in engine.plan(lengths)]
 
 
 def random_model_dir(name: str, dims: dict[str, int], cache_dir: Path, tokenizer_dir: Path) -> Path:
-    """A full-format classifier with random weights of shape ``dims`` and ``tokenizer_dir``'s tokenizer,
-    built once into ``cache_dir``: speed depends only on shapes, and no XLM-R-base weights can be
-    fetched here."""
+    """A full-format classifier with random weights of shape ``dims``, ``tokenizer_dir``'s tokenizer and
+    the shipped model's input prefix and length, built once into ``cache_dir``: speed depends only on
+    shapes, and no XLM-R-base weights can be fetched here."""
     from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-    from models.artifact import Manifest, write_manifest
+    from models.artifact import DEFAULT_MODEL_DIR, Manifest, read_manifest, write_manifest
     from models.labels import LABEL2ID, LABELS
 
-    out = cache_dir / f"random-{name}"
+    shape = "-".join(f"{dims[k]}" for k in sorted(dims))
+    out = cache_dir / f"random-{name}-{shape}"
     if (out / "model.json").is_file():
         return out
-    torch.manual_seed(0)
-    config = XLMRobertaConfig(vocab_size=250037, max_position_embeddings=514, type_vocab_size=2, num_labels=3,
+    shipped = read_manifest(DEFAULT_MODEL_DIR)
+    config = XLMRobertaConfig(vocab_size=250002, max_position_embeddings=514, type_vocab_size=1, num_labels=3,
                               id2label=dict(enumerate(LABELS)), label2id=LABEL2ID, **dims)
-    XLMRobertaForSequenceClassification(config).save_pretrained(str(out / "full"))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        XLMRobertaForSequenceClassification(config).save_pretrained(str(out / "full"))
     for item in ("tokenizer.json", "tokenizer_config.json"):
         (out / "full" / item).write_bytes((tokenizer_dir / item).read_bytes())
-    write_manifest(out, Manifest(base=f"random:{name}", format="full", version=f"random-{name}", max_length=128))  # last: marks it complete
+    write_manifest(out, Manifest(base=f"random:{name}", format="full", version=f"random-{name}-{shape}",
+                                 max_length=shipped.max_length, input_prefix=shipped.input_prefix))  # last: marks it complete
     return out
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from models.artifact import DEFAULT_MODEL_DIR, Manifest, build_model, read_manifest, tokenizer_dir
-from models.engine import (Backend, EngineOptions, InferenceEngine, TorchBackend, bf16_word_embeddings,
-                           default_batch_tokens, pad_multiple_for)
+from models.engine import (Backend, EngineOptions, InferenceEngine, Tokenizer, TorchBackend,
+                           bf16_word_embeddings, default_batch_tokens, pad_multiple_for)
 from models.labels import LABELS, NEGATIVE, POSITIVE
 
 
@@ -75,7 +75,7 @@ PRECISIONS = ("fp32", "bf16", "fp16", "int8")
 
 
 class SentimentClassifier:
-    def __init__(self, backend: Backend, tokenizer, manifest: Manifest, device: torch.device,
+    def __init__(self, backend: Backend, tokenizer: Tokenizer, manifest: Manifest, device: torch.device,
                  options: EngineOptions) -> None:
         self.manifest = manifest
         self.device = device

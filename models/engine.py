@@ -1,8 +1,9 @@
 """Batched inference: preprocess -> forward -> postprocess, kept apart.
 
 Batches are cut by a token budget, not a count (as text-embeddings-inference's max-batch-tokens):
-texts are tokenised once, in bulk, with the fast tokenizer, sorted by length, and packed so that
-``rows x longest row <= max_batch_tokens``. Short posts then travel in large batches and long ones in
+texts are tokenised once, in bulk (SentencePiece for the XLM-R tokenizer, see
+``models.compact_tokenizer``; else the fast tokenizer), sorted by length, and packed so that
+``rows x padded width <= max_batch_tokens``. Short posts then travel in large batches and long ones in
 small batches, and padding per batch stays near zero. Results come back in input order.
 
 The forward pass is a backend: :class:`TorchBackend` (fp32, or bf16/fp16 autocast; on CUDA with
@@ -59,6 +60,10 @@ class EngineOptions:
     max_batch_size: int = 256
     # Batch widths are rounded up to a multiple of this (see pad_multiple_for).
     pad_multiple: int = 1
+
+    def __post_init__(self) -> None:
+        if min(self.max_length, self.max_batch_tokens, self.max_batch_size, self.pad_multiple) < 1:
+            raise ValueError(f"engine options must all be positive: {self}")
 
     def width(self, longest: int) -> int:
         return min(-(-longest // self.pad_multiple) * self.pad_multiple, max(longest, self.max_length))

