@@ -11,8 +11,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
-from monitor.health import metric_total
-from monitor.health import serve_metrics  # noqa: F401  (the scorer's endpoint is the process-wide one)
+from monitor.health import metric_total, serve_metrics  # noqa: F401  (serve_metrics: the scorer's endpoint is the process-wide one)
 
 CONSUMED = Counter("monitor_scorer_consumed", "Messages read from the raw topic")
 SCORED = Counter("monitor_scorer_scored", "Posts scored, stored and produced to the scored topic")

@@ -21,7 +21,8 @@ import torch
 from pydantic import BaseModel
 
 from models.classifier import SentimentClassifier
-from models.engine import Backend, InferenceEngine, TorchBackend, bf16_word_embeddings, pad_multiple_for
+from models.engine import (Backend, InferenceEngine, TorchBackend, bf16_word_embeddings, pad_multiple_for,
+                           wants_bf16_table)
 
 # Dense bf16 tensor-core peaks (TFLOP/s) of cards we may meet; unknown cards report no ratio.
 GPU_BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}
@@ -84,7 +85,7 @@ def gpu_busy_fraction(fn: Callable[[], object]) -> float:
     return min(1.0, kernel_us / 1e6 / wall)
 
 
-def _padded_shapes(engine: InferenceEngine, texts: Sequence[str]) -> list[tuple[int, int]]:
+def _batch_shapes(engine: InferenceEngine, texts: Sequence[str]) -> list[tuple[int, int]]:
     enc = engine.encode(texts)
     lengths = [len(i) for i in enc.ids]
     # Useful work only: the padding to width steps of 8 is not counted (the busy fraction shows it).
@@ -124,7 +125,7 @@ def _backend(clf: SentimentClassifier, precision: str, model_dir: Path | None, c
 
         return OnnxBackend(onnx_int8_dir(model_dir or DEFAULT_MODEL_DIR, clf.manifest, cache_dir) / INT8_FILE)
     torch_model = clf.engine.backend.model  # shared fp32 weights, but bf16 on a CPU gets what the scorer runs
-    if precision == "bf16" and clf.device.type == "cpu":
+    if wants_bf16_table(precision, clf.device.type):
         torch_model = bf16_word_embeddings(copy.deepcopy(torch_model))
     return TorchBackend(torch_model, clf.device, precision)
 
@@ -175,7 +176,7 @@ def run_bench(clf: SentimentClassifier, texts: Sequence[str], export_dir: Path, 
         med = statistics.median(w)
         tflops = busy = None
         if cuda and name.startswith("engine"):
-            tflops = round(encoder_flops(clf.engine.backend.model.config, _padded_shapes(engines[name], texts)) / med / 1e12, 2)
+            tflops = round(encoder_flops(clf.engine.backend.model.config, _batch_shapes(engines[name], texts)) / med / 1e12, 2)
             busy = round(gpu_busy_fraction(lambda e=engines[name]: e.predict_proba(texts)), 3)
         results.append(VariantResult(name=name, posts_per_s=round(len(texts) / med, 2),
                                      tokens_per_s=round(tokens / med, 1), rounds_s=[round(x, 3) for x in w],

@@ -16,7 +16,7 @@ import torch
 
 from models.artifact import DEFAULT_MODEL_DIR, Manifest, build_model, read_manifest, tokenizer_dir
 from models.engine import (Backend, EngineOptions, InferenceEngine, Tokenizer, TorchBackend,
-                           bf16_word_embeddings, default_batch_tokens, pad_multiple_for)
+                           bf16_word_embeddings, default_batch_tokens, pad_multiple_for, wants_bf16_table)
 from models.labels import LABELS, NEGATIVE, POSITIVE
 
 
@@ -118,7 +118,7 @@ class SentimentClassifier:
         else:
             tok_dir = tokenizer_dir(model_dir, manifest, cache)
             model = build_model(model_dir, manifest, tok_dir)
-            if precision == "bf16" and dev.type == "cpu":
+            if wants_bf16_table(precision, dev.type):
                 bf16_word_embeddings(model)
             backend = TorchBackend(model, dev, precision, compile=compile)
         tokenizer = load_inference_tokenizer(tok_dir, cache, threads=cpu_threads(threads))
